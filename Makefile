@@ -1,0 +1,83 @@
+# Two commands do everything on a fresh machine: `make compare` and `make test`.
+# Every target bootstraps what it needs (virtual environment, model artifacts) by itself.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARTIFACTS_DIR ?= build/artifacts
+PROFILE ?= quick
+RUNNER ?= auto
+PYTEST_ARGS ?=
+
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
+VENV_STAMP := $(VENV)/.installed
+ARTIFACTS_STAMP := $(ARTIFACTS_DIR)/manifest.json
+MODEL_CHECKPOINT := model_zoo/default/mobilenet_v3_small_digits.pt
+MODEL_SOURCES := $(wildcard model_zoo/*.py)
+TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py)
+
+.PHONY: help setup model images artifacts compare report serve-torch serve-onnx test test-fast lint format clean
+
+help:
+	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|full, RUNNER=auto|local|compose)"
+	@echo "make test      the whole test suite (unit, live services, Docker when an engine answers)"
+	@echo "make model     retrain the default model on the scikit-learn digits (about 5 minutes on 2 cores)"
+	@echo "make artifacts export, fuse, optimize, quantize and validate the ONNX artifacts into $(ARTIFACTS_DIR)"
+	@echo "make images    regenerate the payloads in images/"
+	@echo "make serve-torch | serve-onnx   start one variant with uvicorn (settings from .env)"
+	@echo "make lint      ruff"
+
+$(VENV_STAMP): requirements/*.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(VENV_STAMP)
+
+model: $(VENV_STAMP)
+	$(PY) -m model_zoo.train
+
+images: $(VENV_STAMP)
+	$(PY) images/make_payloads.py
+
+$(ARTIFACTS_STAMP): $(VENV_STAMP) $(MODEL_CHECKPOINT) $(MODEL_SOURCES) $(TRANSFORM_SOURCES)
+	$(PY) -m onnx_graph_transform build --out $(ARTIFACTS_DIR) --quantize
+
+artifacts: $(ARTIFACTS_STAMP)
+	@$(PY) -m onnx_graph_transform summary --out $(ARTIFACTS_DIR)
+
+compare: artifacts
+	$(PY) -m bench compare --profile $(PROFILE) --runner $(RUNNER)
+
+report: $(VENV_STAMP)
+	$(PY) -m bench report results/latest
+
+serve-torch: $(VENV_STAMP)
+	$(PY) -m torch_serving
+
+serve-onnx: artifacts
+	$(PY) -m onnx_serving
+
+test: artifacts
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: artifacts
+	$(PY) -m pytest -m "not slow and not docker" $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV_STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf build results .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Model definitions, model cards, the reference preprocessing and the default trained model."""
