@@ -1,0 +1,1 @@
+"""The benchmark: start every registered variant, measure it the same way, write one comparison report."""

@@ -1,0 +1,126 @@
+"""`python -m bench compare` measures every variant into results/<timestamp>/; `report` re-renders one.
+
+python -m bench compare [--profile quick|full] [--runner auto|local|compose] [--variants torch,onnx]
+                        [--variants-file extra.toml ...] [--levels 1,8] [--duration 10] ...
+python -m bench report results/latest
+python -m bench variants    # the registry: built-in + BENCH_VARIANTS_FILES + --variants-file
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.collectors.accuracy import DEFAULT_MANIFEST
+from bench.profiles import PROFILES, get_profile
+from bench.registry import RegistryError, baseline_of, load_registry
+from bench.results import RESULTS_ROOT
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError("concurrency levels must be positive integers")
+    return values
+
+
+def _add_registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--variants-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="TOML",
+        help="extra variants file (repeatable); BENCH_VARIANTS_FILES adds more",
+    )
+    parser.add_argument("--no-builtin", action="store_true", help="leave out bench/variants.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    compare = commands.add_parser("compare", help="run every variant and write one report")
+    compare.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    compare.add_argument("--runner", choices=["auto", "local", "compose"], default="auto")
+    compare.add_argument("--variants", help="comma-separated names, in column order (default: all)")
+    _add_registry_options(compare)
+    compare.add_argument("--results-dir", type=Path, default=RESULTS_ROOT)
+    compare.add_argument("--payload", help="image name in images/ or a path (default: the profile's)")
+    compare.add_argument("--levels", type=_int_list, help="concurrency levels, e.g. 1,8")
+    compare.add_argument("--duration", type=float, help="seconds measured per level")
+    compare.add_argument("--requests", type=int, help="measured requests per level (duration becomes a cap)")
+    compare.add_argument("--warmup", type=float, help="seconds of load discarded before each level")
+    compare.add_argument("--repeats", type=int)
+    compare.add_argument("--startup-runs", type=int)
+    compare.add_argument("--cold-runs", type=int)
+    compare.add_argument("--accuracy-manifest", type=Path, default=DEFAULT_MANIFEST)
+    compare.add_argument("--no-pin", action="store_true", help="do not pin services and generator to cores")
+
+    report = commands.add_parser("report", help="regenerate the report files of a results directory")
+    report.add_argument("run_dir", type=Path)
+
+    variants = commands.add_parser("variants", help="list the registered variants")
+    _add_registry_options(variants)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            from bench.compare import CompareOptions, run_compare
+
+            profile = get_profile(args.profile).with_overrides(
+                payload=args.payload,
+                concurrency_levels=args.levels,
+                duration_s=args.duration,
+                requests_per_level=args.requests,
+                warmup_s=args.warmup,
+                repeats=args.repeats,
+                startup_runs=args.startup_runs,
+                cold_runs=args.cold_runs,
+            )
+            run_compare(
+                CompareOptions(
+                    profile=profile,
+                    runner=args.runner,
+                    variant_names=[name.strip() for name in args.variants.split(",")]
+                    if args.variants
+                    else None,
+                    variants_files=args.variants_file,
+                    include_builtin=not args.no_builtin,
+                    results_root=args.results_dir,
+                    accuracy_manifest=args.accuracy_manifest,
+                    pin_cores=not args.no_pin,
+                )
+            )
+        elif args.command == "report":
+            from bench.report import render_report
+            from bench.report.render import to_markdown
+
+            if not (args.run_dir / "run.json").is_file():
+                print(f"{args.run_dir}: no run.json, not a results directory", file=sys.stderr)
+                return 2
+            print(to_markdown(render_report(args.run_dir)))
+        else:
+            variants = load_registry(args.variants_file, include_builtin=not args.no_builtin)
+            baseline = baseline_of(variants).name
+            for variant in variants:
+                where = variant.url or f"port {variant.port}"
+                mark = " (baseline)" if variant.name == baseline else ""
+                print(
+                    f"{variant.name}{mark}: {where}, {variant.payload_format} payload, from {variant.source}"
+                )
+    except (RegistryError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

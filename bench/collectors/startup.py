@@ -1,0 +1,75 @@
+"""Cold starts: launch -> first 200 on the ready path; first request latency with warmup off vs warm."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.payloads import Payload
+from bench.probe import timed_post
+from bench.registry import Variant
+from bench.results import not_measured
+from bench.runners.base import Runner, Service
+
+
+class StartupMeasurementError(RuntimeError):
+    pass
+
+
+def _predict_ms(client: httpx.Client, service: Service, payload: Payload) -> float:
+    answer = timed_post(client, service.url(service.variant.predict_path), payload.body, payload.headers)
+    if answer.status_code != 200:
+        raise StartupMeasurementError(f"{service.variant.name}: predict answered HTTP {answer.status_code}")
+    return answer.elapsed_ms
+
+
+def measure_startup(
+    runner: Runner,
+    variant: Variant,
+    payload: Payload,
+    *,
+    runs: int,
+    cold_runs: int,
+    warm_requests: int,
+    log_dir: Path,
+    on_step: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """``runs`` normal starts (time to ready, first request after ready) and ``cold_runs`` starts with
+    warmup off (first request vs the median of the ``warm_requests`` that follow it)."""
+    reason = runner.startup_unmeasurable(variant)
+    if reason is not None:
+        return not_measured(reason)
+    ready_s: list[float] = []
+    first_request_ms: list[float] = []
+    cold_first_request_ms: list[float] = []
+    warm_request_ms: list[float] = []
+    with httpx.Client(timeout=60.0) as client:
+        for index in range(runs):
+            service = runner.start(variant, log_path=log_dir / f"startup-{index}.log")
+            try:
+                ready_s.append(runner.wait_ready(service))
+                first_request_ms.append(_predict_ms(client, service, payload))
+            finally:
+                runner.stop(service)
+            on_step()
+        for index in range(cold_runs):
+            service = runner.start(variant, cold=True, log_path=log_dir / f"cold-{index}.log")
+            try:
+                runner.wait_ready(service)
+                cold_first_request_ms.append(_predict_ms(client, service, payload))
+                warm = [_predict_ms(client, service, payload) for _ in range(warm_requests)]
+                warm_request_ms.append(statistics.median(warm))
+            finally:
+                runner.stop(service)
+            on_step()
+    return {
+        "ready_s": ready_s,
+        "first_request_ms": first_request_ms,
+        "cold_first_request_ms": cold_first_request_ms,
+        "warm_request_ms": warm_request_ms,
+        "payload": str(payload.source),
+    }

@@ -1,0 +1,1 @@
+"""Load generation with Locust, always in a child process (Locust patches the standard library)."""

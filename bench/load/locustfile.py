@@ -1,0 +1,40 @@
+"""Closed-loop load on the predict endpoint: each user posts the same image again once answered.
+
+Usable on its own with the Locust command line (for example from a container), configured by environment:
+BENCH_PAYLOAD_IMAGE (image name in images/ or a path, default photo_medium), BENCH_PAYLOAD_FORMAT
+(json | raw | multipart, default json) and BENCH_PREDICT_PATH (default /predict):
+
+    locust -f bench/load/locustfile.py --headless -u 8 -r 8 -t 30s -H http://127.0.0.1:8001 \
+        --csv results/manual
+"""
+
+from __future__ import annotations
+
+import os
+
+from locust import FastHttpUser, constant, task
+
+from bench.payloads import load_payload
+from bench.registry import PayloadFormat
+
+PAYLOAD = load_payload(
+    os.environ.get("BENCH_PAYLOAD_IMAGE", "photo_medium"),
+    PayloadFormat(os.environ.get("BENCH_PAYLOAD_FORMAT", PayloadFormat.JSON.value)),
+)
+PREDICT_PATH = os.environ.get("BENCH_PREDICT_PATH", "/predict")
+REQUEST_TIMEOUT_S = float(os.environ.get("BENCH_REQUEST_TIMEOUT_S", "60"))
+
+
+class PredictUser(FastHttpUser):
+    wait_time = constant(0)
+    connection_timeout = REQUEST_TIMEOUT_S
+    network_timeout = REQUEST_TIMEOUT_S
+
+    @task
+    def predict(self) -> None:
+        with self.client.post(
+            PREDICT_PATH, data=PAYLOAD.body, headers=PAYLOAD.headers, name="predict", catch_response=True
+        ) as response:
+            # A 200 that is not a prediction (a proxy page, an empty body) must not count as a success.
+            if response.status_code == 200 and b'"class_index"' not in (response.content or b""):
+                response.failure("200 without a class_index in the body")

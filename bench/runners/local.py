@@ -1,0 +1,120 @@
+"""The local runner: each variant is a process group on loopback, optionally pinned to its own cores."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.collectors.footprint import artifact_sizes, dependency_closure_size
+from bench.collectors.resources import ProcessTreeSampler
+from bench.registry import Variant
+from bench.results import not_measured
+from bench.runners.base import ResourceSampler, Runner, Service, StartupError
+
+STOP_GRACE_S = 10.0
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class LocalRunner(Runner):
+    name: ClassVar[str] = "local"
+
+    def __init__(self, service_cores: list[int] | None = None) -> None:
+        self.service_cores = service_cores
+
+    def start(self, variant: Variant, *, cold: bool = False, log_path: Path | None = None) -> Service:
+        if variant.local is None:
+            raise StartupError(
+                f"{variant.name}: no [variant.local] section, the local runner cannot start it"
+            )
+        assert variant.port is not None  # guaranteed by the registry for variants without url
+        # Another copy may already hold the registered port (a developer's server): never measure that one.
+        port = variant.port if port_is_free(variant.port) else free_port()
+        command, env_additions = variant.local.render(port=port, root=variant.root, cold=cold)
+        if log_path is None:
+            log_path = Path(tempfile.mkstemp(prefix=f"bench-{variant.name}-", suffix=".log")[1])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        cores = self.service_cores
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=variant.local_cwd,
+                env={**os.environ, **env_additions},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends the workers it forks too
+                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+            )
+        return Service(
+            variant=variant,
+            base_url=f"http://127.0.0.1:{port}",
+            spawned_at=time.perf_counter(),
+            pid=process.pid,
+            cores=list(cores) if cores else None,
+            log_path=log_path,
+            handle=process,
+        )
+
+    def process_exit(self, service: Service) -> str | None:
+        code = service.handle.poll()
+        return None if code is None else f"exit code {code}"
+
+    def stop(self, service: Service) -> None:
+        process: subprocess.Popen[bytes] = service.handle
+        if process.poll() is not None:
+            return
+        self._signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._signal_group(process, signal.SIGKILL)
+            process.wait(timeout=STOP_GRACE_S)
+
+    @staticmethod
+    def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)  # the group we created with start_new_session (pgid == pid)
+
+    def startup_unmeasurable(self, variant: Variant) -> str | None:
+        return None if variant.local is not None else "no [variant.local] launch declared"
+
+    def resource_sampler(self, service: Service) -> ResourceSampler | str:
+        assert service.pid is not None
+        return ProcessTreeSampler(service.pid)
+
+    def footprint(self, variant: Variant, service: Service | None) -> dict[str, Any]:
+        requirements = variant.requirements_path
+        return {
+            "kind": "local",
+            "dependency_closure": (
+                dependency_closure_size(requirements)
+                if requirements is not None
+                else not_measured("no `requirements` file declared for this variant")
+            ),
+            "image": not_measured("local runner: no image"),
+            "artifacts": artifact_sizes(variant.artifact_paths),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"runner": self.name, "service_cores": self.service_cores}

@@ -1,0 +1,65 @@
+"""CLI: ``build --out DIR [options]`` (the whole pipeline) and ``summary --out DIR`` (print the verdicts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from onnx_graph_transform import MANIFEST_FILE, VALIDATION_FILE
+from onnx_graph_transform.build import DEFAULT_CHECKPOINT, DEFAULT_IMAGES, BuildRequest, build
+from onnx_graph_transform.optimize import DEFAULT_LEVEL, LEVELS
+from onnx_graph_transform.summary import render_summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m onnx_graph_transform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_command = commands.add_parser("build", help="export, fuse, optimize, [quantize,] validate")
+    build_command.add_argument(
+        "--out", type=Path, required=True, help="artifact directory (replaced when done)"
+    )
+    build_command.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="torch state_dict")
+    build_command.add_argument(
+        "--card", type=Path, default=None, help="model card (default: beside the checkpoint)"
+    )
+    build_command.add_argument(
+        "--images", type=Path, default=DEFAULT_IMAGES, help="held-out images + manifest.json"
+    )
+    build_command.add_argument(
+        "--quantize", action="store_true", help="also build and gate the int8 artifact"
+    )
+    build_command.add_argument("--opt-level", choices=sorted(LEVELS), default=DEFAULT_LEVEL)
+    summary_command = commands.add_parser(
+        "summary", help="print the validation summary; exit 1 if fp32 failed"
+    )
+    summary_command.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    if arguments.command == "build":
+        request = BuildRequest(
+            out=arguments.out,
+            checkpoint=arguments.checkpoint,
+            card=arguments.card,
+            images=arguments.images,
+            quantize=arguments.quantize,
+            level=arguments.opt_level,
+        )
+        manifest = build(request)
+        print(render_summary(manifest, json.loads((arguments.out / VALIDATION_FILE).read_text())))
+        return 0 if manifest["validation"]["fp32"]["passed"] else 1
+    manifest_path = arguments.out / MANIFEST_FILE
+    if not manifest_path.exists():
+        print(f"no {MANIFEST_FILE} in {arguments.out}: run the build first", file=sys.stderr)
+        return 2
+    manifest = json.loads(manifest_path.read_text())
+    print(render_summary(manifest, json.loads((arguments.out / VALIDATION_FILE).read_text())))
+    return 0 if manifest["validation"]["fp32"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

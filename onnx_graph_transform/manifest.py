@@ -1,0 +1,112 @@
+"""manifest.json: what was built, from what, with which tools, and what may be served.
+
+``serve`` is the part services read: the fp32 artifact is listed only if its parity gate passed, the int8
+artifact only if it was built and accepted. Everything else is provenance for people and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from model_zoo.card import ModelCard
+from onnx_graph_transform import (
+    CARD_FILE,
+    CLASSIFIER_FILE,
+    FUSED_FILE,
+    IMAGE_INPUT,
+    INT8_FILE,
+    MANIFEST_FILE,
+    OPTIMIZED_FILE,
+    PROBABILITIES_OUTPUT,
+    VALIDATION_FILE,
+)
+from onnx_graph_transform.graph_info import describe_file
+
+MANIFEST_FORMAT = 1
+TOOLS = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy", "pillow")
+ROLES = {
+    CLASSIFIER_FILE: "raw export: float NCHW input, logits output",
+    FUSED_FILE: "preprocessing + classifier + softmax, not optimized",
+    OPTIMIZED_FILE: "the fp32 artifact to serve (load with graph optimizations disabled)",
+    INT8_FILE: "dynamically quantized int8 artifact (served only if accepted)",
+}
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for tool in TOOLS:
+        try:
+            versions[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            versions[tool] = "not installed"
+    return versions
+
+
+def build_manifest(
+    out: Path,
+    card: ModelCard,
+    card_sha256: str,
+    checkpoint: Path,
+    optimization: dict[str, object],
+    validation: dict[str, object],
+    step_seconds: dict[str, float],
+) -> dict[str, object]:
+    fp32_gate = validation["fp32"]["gate"]
+    int8 = validation.get("int8")
+    statuses = {OPTIMIZED_FILE: "accepted" if fp32_gate["passed"] else "rejected"}
+    if int8 is not None:
+        statuses[INT8_FILE] = int8["gate"]["status"]
+    artifacts = {}
+    for name, role in ROLES.items():
+        if (out / name).exists():
+            artifacts[name] = {"role": role, **describe_file(out / name)}
+            if name in statuses:
+                artifacts[name]["status"] = statuses[name]
+    return {
+        "format": MANIFEST_FORMAT,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "build_seconds": step_seconds["total"],
+        "step_seconds": step_seconds,
+        "serve": {
+            "fp32": OPTIMIZED_FILE if statuses[OPTIMIZED_FILE] == "accepted" else None,
+            "int8": INT8_FILE if statuses.get(INT8_FILE) == "accepted" else None,
+        },
+        "model": {
+            "name": card.name,
+            "architecture": card.architecture,
+            "num_classes": card.num_classes,
+            "checkpoint": checkpoint.name,
+            "weights_sha256": card.weights_sha256,
+            "card_file": CARD_FILE,
+            "card_sha256": card_sha256,
+        },
+        "interface": {
+            "input": {"name": IMAGE_INPUT, "dtype": "uint8", "shape": ["batch", "height", "width", 3]},
+            "output": {
+                "name": PROBABILITIES_OUTPUT,
+                "dtype": "float32",
+                "shape": ["batch", card.num_classes],
+            },
+        },
+        "preprocessing": card.preprocessing.model_dump(mode="json"),
+        "optimization": optimization,
+        "artifacts": artifacts,
+        "validation": {
+            "report": VALIDATION_FILE,
+            "fp32": fp32_gate,
+            "int8": int8["gate"] if int8 is not None else None,
+        },
+        "versions": tool_versions(),
+    }
+
+
+def write_json(path: Path, document: dict[str, object]) -> None:
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def read_manifest(out: str | Path) -> dict[str, object]:
+    return json.loads((Path(out) / MANIFEST_FILE).read_text())

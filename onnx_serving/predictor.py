@@ -1,0 +1,130 @@
+"""OnnxPredictor: uint8 (N, H, W, 3) images into the fused graph, which does the preprocessing itself.
+
+Batching: images of the same height and width go into one ``session.run`` as one ``[N, H, W, 3]`` tensor; a
+batch of mixed sizes runs one call per distinct size (the fused graph resizes per call, so it cannot take
+ragged input), and the rows are put back in request order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from model_zoo.card import sha256_of
+from serving_core.errors import ModelLoadError
+from serving_core.predictor import BatchOutput, LoadedModel, Predictor, card_or_error
+
+# The artifact contract written by onnx_graph_transform (kept as literals: this image ships without that
+# package).
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+CARD_FILE = "model.card.json"
+MANIFEST_FILE = "manifest.json"
+
+
+def _check_manifest(model_path: Path) -> str | None:
+    """Refuse an artifact the build's validation rejected; returns its recorded status, None without a
+    manifest.
+    """
+    manifest_path = model_path.with_name(MANIFEST_FILE)
+    if not manifest_path.is_file():
+        return None
+    entry = json.loads(manifest_path.read_text()).get("artifacts", {}).get(model_path.name, {})
+    status = entry.get("status")
+    if status is not None and status != "accepted":
+        raise ModelLoadError(
+            f"{model_path.name} is marked '{status}' in {MANIFEST_FILE}; refusing to serve it"
+        )
+    return status
+
+
+def _check_interface(session: ort.InferenceSession, num_classes: int, model_name: str) -> None:
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if (
+        len(inputs) != 1
+        or inputs[0].name != INPUT_NAME
+        or inputs[0].type != "tensor(uint8)"
+        or len(inputs[0].shape) != 4
+    ):
+        found = [(i.name, i.type, i.shape) for i in inputs]
+        raise ModelLoadError(
+            f"{model_name} must take one uint8 [N, H, W, 3] input named '{INPUT_NAME}', has {found}"
+        )
+    output_names = [o.name for o in outputs]
+    if OUTPUT_NAME not in output_names:
+        raise ModelLoadError(f"{model_name} has no output named '{OUTPUT_NAME}' (outputs: {output_names})")
+    classes = next(o for o in outputs if o.name == OUTPUT_NAME).shape[-1]
+    if isinstance(classes, int) and classes != num_classes:
+        raise ModelLoadError(f"{model_name} outputs {classes} classes, its model card has {num_classes}")
+
+
+class OnnxPredictor(Predictor):
+    runtime = "onnxruntime"
+
+    def _load(self) -> LoadedModel:
+        model_path = self.settings.onnx_model
+        if not model_path.is_file():
+            raise ModelLoadError(
+                f"ONNX model {model_path.name} not found (set ONNX_MODEL or run `make artifacts`)"
+            )
+        card = card_or_error(self.settings.model_card or model_path.with_name(CARD_FILE))
+        status = _check_manifest(model_path)
+        options = ort.SessionOptions()
+        # The graph was optimized offline when it was built; optimizing again at load only costs
+        # start-up time.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = self.settings.threads
+        options.inter_op_num_threads = self.settings.inter_op_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        _check_interface(session, card.num_classes, model_path.name)
+        self._session = session
+        return LoadedModel(
+            card=card,
+            artifact=model_path,
+            artifact_sha256=sha256_of(model_path),
+            extra={
+                "manifest_status": status,
+                "graph_optimization_level_at_load": "ORT_DISABLE_ALL",
+                "intra_op_threads": self.settings.threads,
+                "inter_op_threads": self.settings.inter_op_threads,
+                "providers": session.get_providers(),
+            },
+        )
+
+    def _predict(self, images: Sequence[np.ndarray]) -> BatchOutput:
+        started = time.perf_counter()
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for index, image in enumerate(images):
+            groups[image.shape].append(index)
+        batches = [
+            (
+                indices,
+                images[indices[0]][np.newaxis]
+                if len(indices) == 1
+                else np.stack([images[i] for i in indices]),
+            )
+            for indices in groups.values()
+        ]
+        arranged = time.perf_counter()
+        probabilities = np.empty((len(images), len(self.loaded.card.labels)), dtype=np.float32)
+        for indices, tensor in batches:
+            (rows,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(tensor)})
+            probabilities[indices] = rows
+        finished = time.perf_counter()
+        return BatchOutput(
+            probabilities=probabilities,
+            preprocess_ms=(arranged - started) * 1000.0,
+            inference_ms=(finished - arranged) * 1000.0,
+        )
+
+    def _versions(self) -> dict[str, str]:
+        return {"onnxruntime": ort.__version__}

@@ -1,0 +1,138 @@
+"""One JSON error shape, ``{"error": {"code", "message"}}``, for every failure, with no stack traces."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("serving_core.errors")
+
+
+class ServingError(Exception):
+    """A failure with a status and a stable machine-readable code; the message is safe to show a client."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers
+
+
+class ImageDecodeError(ServingError):
+    code = "invalid_image"
+
+
+class InvalidBase64Error(ServingError):
+    code = "invalid_base64"
+
+
+class InvalidJsonError(ServingError):
+    code = "invalid_json"
+
+
+class PayloadTooLargeError(ServingError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ImageTooLargeError(ServingError):
+    status_code = 413
+    code = "image_too_large"
+
+
+class UnsupportedMediaTypeError(ServingError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class SchemaError(ServingError):
+    status_code = 422
+    code = "validation_error"
+
+
+class NotReadyError(ServingError):
+    status_code = 503
+    code = "not_ready"
+
+
+class OverloadedError(ServingError):
+    status_code = 503
+    code = "overloaded"
+
+
+class AdminDisabledError(ServingError):
+    status_code = 403
+    code = "admin_disabled"
+
+
+class UnauthorizedError(ServingError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ModelLoadError(ServingError):
+    """Artifacts that cannot be served; on reload the previous model keeps serving."""
+
+    status_code = 422
+    code = "reload_failed"
+
+
+_ABSOLUTE_PATH = re.compile(r"(?:/[\w.\-+@]+){2,}")
+
+
+def without_paths(message: str) -> str:
+    """Replace absolute file-system paths by their last component so error bodies never reveal the layout."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(0).rsplit("/", 1)[-1], message)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status_code, headers=headers)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "request does not match the schema"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServingError)
+    async def _serving_error(_: Request, exc: ServingError) -> JSONResponse:
+        return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "validation_error", _describe_validation(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error (details are in the service log)")

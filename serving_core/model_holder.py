@@ -1,0 +1,168 @@
+"""Holds the predictor being served and swaps it atomically on reload, in every worker.
+
+A reload builds a fresh predictor, loads and warms it off the event loop, then replaces one reference:
+requests already running finish on the old model, new ones get the new one, none fails. With several uvicorn
+workers the worker that received ``/admin/reload`` bumps a generation counter in ``SERVING_RUNTIME_DIR``; the
+other workers poll it and reload themselves within about half a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from serving_core import metrics
+from serving_core.errors import ModelLoadError, NotReadyError
+from serving_core.predictor import Predictor, PredictorFactory
+from serving_core.settings import RUNTIME_DIR_ENV, ServingSettings
+
+log = logging.getLogger("serving_core.model")
+
+GENERATION_FILE = "reload_generation"
+GENERATION_POLL_SECONDS = 0.5
+READY_MARKER_PREFIX = "ready-"
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    previous_model_hash: str | None
+    model_hash: str
+    load_ms: float
+
+
+def _runtime_dir() -> Path | None:
+    directory = os.environ.get(RUNTIME_DIR_ENV)
+    return Path(directory) if directory else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_generation(path: Path | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _write_generation(path: Path, generation: int) -> None:
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(str(generation))
+    temporary.replace(path)
+
+
+class ModelHolder:
+    def __init__(self, factory: PredictorFactory, settings: ServingSettings) -> None:
+        self._factory = factory
+        self._settings = settings
+        self._predictor: Predictor | None = None
+        self._lock = asyncio.Lock()
+        self._runtime_dir = _runtime_dir()
+        self._generation_path = self._runtime_dir / GENERATION_FILE if self._runtime_dir else None
+        self._generation = _read_generation(self._generation_path)
+        self.load_error: str | None = None
+        self.reloads = 0
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self._predictor
+
+    def require(self) -> Predictor:
+        predictor = self._predictor
+        if predictor is None:
+            reason = f": {self.load_error}" if self.load_error else " yet"
+            raise NotReadyError(f"the model is not loaded{reason}", headers={"Retry-After": "1"})
+        return predictor
+
+    def _mark_ready(self) -> None:
+        metrics.set_ready(True)
+        if self._runtime_dir is not None:
+            (self._runtime_dir / f"{READY_MARKER_PREFIX}{os.getpid()}").touch()
+
+    def unmark_ready(self) -> None:
+        if self._runtime_dir is not None:
+            (self._runtime_dir / f"{READY_MARKER_PREFIX}{os.getpid()}").unlink(missing_ok=True)
+
+    def ready_workers(self) -> int:
+        """Workers of this service whose model is loaded and warm (1 or 0 for a lone process)."""
+        if self._runtime_dir is None:
+            return int(self._predictor is not None)
+        pids = (
+            int(marker.name.removeprefix(READY_MARKER_PREFIX))
+            for marker in self._runtime_dir.glob(f"{READY_MARKER_PREFIX}*")
+        )
+        return sum(1 for pid in pids if _alive(pid))
+
+    def _build(self) -> Predictor:
+        predictor = self._factory(self._settings)
+        predictor.load()
+        if self._settings.warmup:
+            warm_ms = predictor.warm_up(self._settings.warmup_iterations)
+            log.info(
+                "model warmed up", extra={"warmup_ms": round(warm_ms, 1), "model_hash": predictor.model_hash}
+            )
+        return predictor
+
+    async def initial_load(self) -> None:
+        try:
+            predictor = await anyio.to_thread.run_sync(self._build)
+        except ModelLoadError as exc:
+            self.load_error = exc.message
+            log.error("model load failed; /ready stays 503", extra={"reason": exc.message})
+            return
+        self._predictor = predictor
+        self._mark_ready()
+        log.info("ready", extra={"model_hash": predictor.model_hash, "variant": self._settings.variant})
+
+    async def reload(self, *, broadcast: bool = True) -> ReloadOutcome:
+        async with self._lock:
+            previous = self._predictor.model_hash if self._predictor else None
+            started = time.perf_counter()
+            try:
+                predictor = await anyio.to_thread.run_sync(self._build)
+            except ModelLoadError:
+                metrics.RELOADS.labels("failed").inc()
+                raise
+            self._predictor = predictor
+            self.load_error = None
+            self.reloads += 1
+            metrics.RELOADS.labels("succeeded").inc()
+            self._mark_ready()
+            if broadcast and self._generation_path is not None:
+                self._generation = _read_generation(self._generation_path) + 1
+                _write_generation(self._generation_path, self._generation)
+            outcome = ReloadOutcome(previous, predictor.model_hash, (time.perf_counter() - started) * 1000.0)
+            log.info(
+                "model reloaded", extra={"previous_model_hash": previous, "model_hash": outcome.model_hash}
+            )
+            return outcome
+
+    async def follow_reloads(self) -> None:
+        """Background task: reload when another worker of this service has reloaded."""
+        if self._generation_path is None:
+            return
+        while True:
+            await asyncio.sleep(GENERATION_POLL_SECONDS)
+            current = _read_generation(self._generation_path)
+            if current <= self._generation or self._lock.locked():
+                continue
+            self._generation = current
+            try:
+                await self.reload(broadcast=False)
+            except ModelLoadError as exc:
+                log.error("reload requested by another worker failed", extra={"reason": exc.message})

@@ -1,0 +1,53 @@
+"""The one uvicorn entry point every variant's ``__main__`` calls.
+
+It prepares what must exist before the workers start: the Prometheus multiprocess directory (a fresh temporary
+one when ``PROMETHEUS_MULTIPROC_DIR`` is unset, so several workers report correct totals) and the runtime
+directory the workers use to tell each other about reloads. Then it hands over to uvicorn with JSON logging
+and a graceful-shutdown timeout.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from serving_core.jsonlog import log_config
+
+# Nothing that imports prometheus_client may be imported here: it picks its storage mode (in-process or
+# multiprocess files) at import time, so the worker must import it only after PROMETHEUS_MULTIPROC_DIR is set.
+from serving_core.settings import MULTIPROC_ENV, RUNTIME_DIR_ENV, ServingSettings
+
+
+def _prepare_runtime_dirs(settings: ServingSettings) -> None:
+    runtime = Path(tempfile.mkdtemp(prefix=f"serving-{settings.variant}-"))
+    atexit.register(shutil.rmtree, runtime, ignore_errors=True)
+    os.environ[RUNTIME_DIR_ENV] = str(runtime)
+    metrics_dir = settings.prometheus_multiproc_dir or runtime / "metrics"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):  # samples of a previous run would be summed into this one
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+
+
+def serve(app_import_path: str, settings: ServingSettings) -> None:
+    """Run ``app_import_path`` (e.g. ``"onnx_serving.app:app"``) under uvicorn as ``settings`` say."""
+    _prepare_runtime_dirs(settings)
+    # Native libraries that size their own pools from the core count would oversubscribe the workers.
+    os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
+    uvicorn.run(
+        app_import_path,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=log_config(settings.log_level),
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=settings.graceful_timeout,
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,255 @@
+"""Live-service fixtures: real uvicorn subprocesses on free loopback ports, or any running service by URL.
+
+``SERVING_BASE_URL`` (comma-separated) points the conformance suite at services that are already running,
+inside this repo or not; ``SERVING_ADMIN_TOKEN`` is then their admin token, if the reload checks should
+authenticate. Without it, ``torch_serving`` (1 worker) and ``onnx_serving`` (2 workers, so the multiprocess
+metrics are exercised) are started from the real default artifacts, once per test session, and stopped at the
+end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGES_DIR = REPO_ROOT / "images"
+BASE_URL_ENV = "SERVING_BASE_URL"
+ADMIN_TOKEN_ENV = "SERVING_ADMIN_TOKEN"
+TEST_ADMIN_TOKEN = "contract-suite-token"
+READY_TIMEOUT_SECONDS = 120.0
+
+DEFAULT_ARTIFACTS = {
+    "MODEL_CHECKPOINT": REPO_ROOT / "model_zoo/default/mobilenet_v3_small_digits.pt",
+    "ONNX_MODEL": REPO_ROOT / "build/artifacts/fused.optimized.onnx",
+}
+LOCAL_VARIANTS = {"torch": ("torch_serving", 1), "onnx": ("onnx_serving", 2)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def artifact_path(variable: str) -> Path:
+    """The artifact a spawned service will load: the environment's override or the real default."""
+    path = Path(os.environ.get(variable) or DEFAULT_ARTIFACTS[variable])
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `make artifacts` (make test does) before the live tests")
+    return path
+
+
+@dataclass
+class LiveService:
+    name: str
+    base_url: str
+    admin_token: str | None
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def local(self) -> bool:
+        return self.process is not None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+
+def wait_until_ready(
+    service: LiveService, consecutive: int = 6, timeout: float = READY_TIMEOUT_SECONDS
+) -> None:
+    """Ready means ``consecutive`` fresh connections in a row got 200, so every worker is most likely warm."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while time.monotonic() < deadline:
+        if service.process is not None and service.process.poll() is not None:
+            pytest.fail(
+                f"{service.name} exited with {service.process.returncode}:\n{service.log_text()[-3000:]}"
+            )
+        try:
+            ok = httpx.get(f"{service.base_url}/ready", timeout=5).status_code == 200
+        except httpx.TransportError:
+            ok = False
+        streak = streak + 1 if ok else 0
+        if streak >= consecutive:
+            return
+        time.sleep(0.05 if ok else 0.25)
+    pytest.fail(f"{service.name} not ready after {timeout:.0f} s:\n{service.log_text()[-3000:]}")
+
+
+def start_service(
+    name: str,
+    module: str,
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> LiveService:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": str(workers),
+        "ADMIN_TOKEN": TEST_ADMIN_TOKEN,
+        "LOG_LEVEL": "info",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for prefixed in (
+        "TORCH_PORT",
+        "ONNX_PORT",
+        "TORCH_WORKERS",
+        "ONNX_WORKERS",
+        "VARIANT",
+        "PROMETHEUS_MULTIPROC_DIR",
+    ):
+        env.pop(prefixed, None)
+    env.update(extra_env or {})
+    log_path = log_dir / f"{name}-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    service = LiveService(name, f"http://127.0.0.1:{port}", TEST_ADMIN_TOKEN, process, log_path, workers, env)
+    if wait:
+        try:
+            wait_until_ready(service)
+        except BaseException:
+            service.stop()
+            raise
+    return service
+
+
+class ServicePool:
+    """Starts each local variant when a test first asks for it; stops them all when the session ends."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.services: dict[str, LiveService] = {}
+
+    def get(self, name: str) -> LiveService:
+        if name not in self.services:
+            if name.startswith(("http://", "https://")):
+                self.services[name] = LiveService(name, name.rstrip("/"), os.environ.get(ADMIN_TOKEN_ENV))
+            else:
+                module, workers = LOCAL_VARIANTS[name]
+                artifacts = {variable: str(artifact_path(variable)) for variable in DEFAULT_ARTIFACTS}
+                self.services[name] = start_service(
+                    name, module, self.log_dir, workers=workers, extra_env=artifacts
+                )
+        return self.services[name]
+
+    def close(self) -> None:
+        for service in self.services.values():
+            with contextlib.suppress(Exception):
+                service.stop()
+
+
+def service_names() -> list[str]:
+    configured = os.environ.get(BASE_URL_ENV, "").strip()
+    if configured:
+        return [url.strip() for url in configured.split(",") if url.strip()]
+    return list(LOCAL_VARIANTS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "service" in metafunc.fixturenames:
+        metafunc.parametrize("service_name", service_names(), scope="session")
+
+
+@pytest.fixture(scope="session")
+def service_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePool]:
+    pool = ServicePool(tmp_path_factory.mktemp("service-logs"))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def service(service_pool: ServicePool, service_name: str) -> LiveService:
+    return service_pool.get(service_name)
+
+
+@pytest.fixture(scope="session")
+def all_services(service_pool: ServicePool) -> list[LiveService]:
+    return [service_pool.get(name) for name in service_names()]
+
+
+def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid PNG header announcing ``width`` x ``height`` pixels with a tiny body: refused from the header
+    alone.
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = zlib.compress(b"\x00" * (width + 1) * 4, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="session")
+def bomb_png() -> bytes:
+    return png_bomb()
+
+
+@pytest.fixture
+def start_local_service(tmp_path: Path) -> Iterator[object]:
+    """``start(name, module, workers=1, env={...}, wait=True) -> LiveService``; every service started is
+    stopped after.
+    """
+    started: list[LiveService] = []
+
+    def start(
+        name: str, module: str, *, workers: int = 1, env: dict[str, str] | None = None, wait: bool = True
+    ) -> LiveService:
+        service = start_service(name, module, tmp_path, workers=workers, extra_env=env, wait=wait)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        with contextlib.suppress(Exception):
+            service.stop()
+
+
+@pytest.fixture(scope="session")
+def wait_ready() -> object:
+    return wait_until_ready
+
+
+@pytest.fixture(scope="session")
+def default_artifact() -> object:
+    """``default_artifact("ONNX_MODEL" | "MODEL_CHECKPOINT") -> Path``: the real artifact services load."""
+    return artifact_path

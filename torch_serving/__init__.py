@@ -1,0 +1,1 @@
+"""The naive baseline: Pillow decode, the card's preprocessing in torch ops, eager PyTorch inference."""
