@@ -60,11 +60,16 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in statuses}
 
 
-def _body_schema(model: type, file_field: str, many: bool) -> dict[str, Any]:
+def _body_schema(model: type, file_field: str, max_items: int | None = None) -> dict[str, Any]:
+    """The request body forms of a predict route; ``max_items`` set: a batch route of at most that many."""
     binary: dict[str, Any] = {"type": "string", "format": "binary"}
-    file_schema = {"type": "array", "items": binary} if many else binary
+    json_schema = model.model_json_schema(by_alias=False)
+    many = max_items is not None
+    if many:
+        json_schema["properties"]["images"]["maxItems"] = max_items
+    file_schema = {"type": "array", "items": binary, "minItems": 1, "maxItems": max_items} if many else binary
     content: dict[str, Any] = {
-        "application/json": {"schema": model.model_json_schema(by_alias=False)},
+        "application/json": {"schema": json_schema},
         "multipart/form-data": {
             "schema": {"type": "object", "properties": {file_field: file_schema}, "required": [file_field]}
         },
@@ -192,7 +197,7 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
         "/predict",
         response_model=PredictResponse,
         responses=_error_responses(400, 413, 415, 422, 503),
-        openapi_extra=_body_schema(PredictRequest, decode.SINGLE_FILE_FIELD, many=False),
+        openapi_extra=_body_schema(PredictRequest, decode.SINGLE_FILE_FIELD),
         summary="Classify one image (JSON base64, raw image bytes, or multipart field 'file')",
     )
     @app.post("/predict/", include_in_schema=False)
@@ -220,7 +225,7 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
         "/predict/batch",
         response_model=BatchPredictResponse,
         responses=_error_responses(400, 413, 415, 422, 503),
-        openapi_extra=_body_schema(BatchPredictRequest, decode.BATCH_FILE_FIELD, many=True),
+        openapi_extra=_body_schema(BatchPredictRequest, decode.BATCH_FILE_FIELD, settings.max_batch_items),
         summary="Classify several images in ONE batched inference call; a bad item gets its own error entry",
     )
     async def predict_batch(request: Request, top_k: TopKQuery = None) -> Response:
@@ -313,6 +318,9 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
             inter_op_threads=settings.inter_op_threads,
             inference_concurrency=settings.inference_concurrency,
             max_in_flight=settings.max_in_flight,
+            max_body_bytes=settings.max_body_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_batch_items=settings.max_batch_items,
             jpeg_draft=settings.jpeg_draft,
             pid=os.getpid(),
             started_at=serving.started_at.isoformat(),

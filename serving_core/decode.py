@@ -26,6 +26,7 @@ from serving_core.errors import (
     ImageTooLargeError,
     InvalidBase64Error,
     InvalidJsonError,
+    InvalidMultipartError,
     SchemaError,
     ServingError,
     UnsupportedMediaTypeError,
@@ -107,7 +108,7 @@ async def _form_files(request: Request, field: str, max_files: int, max_bytes: i
     except ServingError:
         raise
     except Exception as exc:  # starlette raises several types for malformed multipart bodies
-        raise SchemaError(f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
+        raise InvalidMultipartError(f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
     uploads = [item for item in form.getlist(field) if isinstance(item, UploadFile)]
     if not uploads:
         raise SchemaError(f"multipart body has no file field named '{field}'")

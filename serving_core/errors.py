@@ -37,6 +37,10 @@ class InvalidJsonError(ServingError):
     code = "invalid_json"
 
 
+class InvalidMultipartError(ServingError):
+    code = "invalid_multipart"
+
+
 class PayloadTooLargeError(ServingError):
     status_code = 413
     code = "payload_too_large"

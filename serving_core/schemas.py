@@ -4,7 +4,7 @@ checks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -18,13 +18,16 @@ class _CamelModel(BaseModel):
 
 class PredictRequest(_CamelModel):
     image: str = Field(
-        description="the image file (JPEG, PNG or WebP) in base64; a data: URL prefix is accepted"
+        min_length=1,
+        description="the image file (JPEG, PNG or WebP) in base64; a data: URL prefix is accepted",
     )
     top_k: int | None = Field(None, ge=1, description="classes to return, 1..num_classes; default from TOP_K")
 
 
 class BatchPredictRequest(_CamelModel):
-    images: list[str] = Field(min_length=1, description="image files in base64, run as one batched inference")
+    images: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="image files in base64, run as one batched inference"
+    )
     top_k: int | None = Field(None, ge=1)
 
 
@@ -107,6 +110,9 @@ class InfoResponse(BaseModel):
     inter_op_threads: int
     inference_concurrency: int
     max_in_flight: int
+    max_body_bytes: int
+    max_image_pixels: int
+    max_batch_items: int
     jpeg_draft: bool
     pid: int
     started_at: str

@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
+
+from tests.fixtures.bad_inputs import png_bomb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES_DIR = REPO_ROOT / "images"
@@ -64,6 +67,19 @@ class LiveService:
     @property
     def local(self) -> bool:
         return self.process is not None
+
+    def processes(self) -> list[psutil.Process]:
+        """The service's process tree: the uvicorn parent and, with several workers, its children."""
+        assert self.process is not None, "only services this suite started have a process tree"
+        parent = psutil.Process(self.process.pid)
+        return [parent, *parent.children(recursive=True)]
+
+    def process_ids(self) -> set[int]:
+        return {process.pid for process in self.processes()}
+
+    def resident_bytes(self) -> int:
+        """RSS summed over the process tree (shared pages counted once per process: an upper bound)."""
+        return sum(process.memory_info().rss for process in self.processes())
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -197,26 +213,6 @@ def service(service_pool: ServicePool, service_name: str) -> LiveService:
 @pytest.fixture(scope="session")
 def all_services(service_pool: ServicePool) -> list[LiveService]:
     return [service_pool.get(name) for name in service_names()]
-
-
-def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
-    """A valid PNG header announcing ``width`` x ``height`` pixels with a tiny body: refused from the header
-    alone.
-    """
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    body = zlib.compress(b"\x00" * (width + 1) * 4, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="session")

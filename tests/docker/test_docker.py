@@ -22,7 +22,8 @@ from bench.registry import PayloadFormat
 from bench.runners.base import Service
 from bench.runners.compose import ComposeRunner, compose_command
 
-pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow]
+# The first test that needs the images pays for the offline build (minutes on a fresh machine) in its setup.
+pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVING_VARIANTS = ("torch", "onnx")
