@@ -60,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--cold-runs", type=int)
     compare.add_argument("--accuracy-manifest", type=Path, default=DEFAULT_MANIFEST)
     compare.add_argument("--no-pin", action="store_true", help="do not pin services and generator to cores")
+    analyses = compare.add_argument_group("analyses (defaults from the profile)")
+    analyses.add_argument("--open-rate", type=float, help="common open-loop rate, req/s (default: derived)")
+    analyses.add_argument("--open-runs", type=int, help="open-loop runs per variant at that rate (0: none)")
+    analyses.add_argument("--open-duration", type=float, help="seconds measured per open-loop run")
+    analyses.add_argument("--ceiling-iterations", type=int, help="timed in-process requests per repeat")
+    for flag, help_text in (
+        ("slo-search", "search max RPS under the SLO"),
+        ("sweep", "batch x image size sweep"),
+        ("profiler", "top-operator profile"),
+    ):
+        analyses.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=help_text)
+    analyses.add_argument("--slo-ms", type=float, help="the p99 SLO in ms (default 100)")
+    analyses.add_argument("--slo-probes", type=int, help="probes of the bisection (bounds included)")
+    analyses.add_argument("--slo-probe-duration", type=float, help="seconds measured per probe")
 
     report = commands.add_parser("report", help="regenerate the report files of a results directory")
     report.add_argument("run_dir", type=Path)
@@ -84,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
                 repeats=args.repeats,
                 startup_runs=args.startup_runs,
                 cold_runs=args.cold_runs,
+                open_rate=args.open_rate,
+                open_runs=args.open_runs,
+                open_duration_s=args.open_duration,
+                ceiling_iterations=args.ceiling_iterations,
+                slo_search=args.slo_search,
+                sweep=args.sweep,
+                profiler=args.profiler,
+                slo_ms=args.slo_ms,
+                slo_probes=args.slo_probes,
+                slo_probe_s=args.slo_probe_duration,
             )
             run_compare(
                 CompareOptions(

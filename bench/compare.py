@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.analyses import analysis_steps, common_open_rate, run_inprocess_jobs, run_service_analyses
 from bench.collectors.accuracy import DEFAULT_MANIFEST, measure_accuracy
 from bench.collectors.resources import summarize_samples, within_window
 from bench.collectors.startup import measure_startup
@@ -105,6 +106,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     steps_per_variant = (
         profile.startup_runs + profile.cold_runs + profile.repeats * len(profile.concurrency_levels)
     )
+    analysis_total = sum(analysis_steps(profile, variant.in_process is not None) for variant in variants)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -112,7 +114,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("starting", total=steps_per_variant * len(variants))
+        task = progress.add_task("starting", total=steps_per_variant * len(variants) + analysis_total)
 
         def advance(description: str) -> None:
             progress.update(task, advance=1, description=description)
@@ -141,6 +143,9 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
                         runner, variant, repeat, profile, payloads[variant.name], run_dir, cores,
                         options.accuracy_manifest, advance,
                     )  # fmt: skip
+        run_info["open_loop"] = _run_analyses(
+            variants, profile, payloads, run_dir, cores, main_runner, external_runner, advance
+        )
 
     run_info["finished_unix"] = time.time()
     write_json(run_dir.run_file, run_info)
@@ -148,6 +153,32 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     run_dir.refresh_latest()
     console.print(f"report: {run_dir.report_file('md')}")
     return run_dir
+
+
+def _run_analyses(
+    variants: list[Variant],
+    profile: Profile,
+    payloads: dict[str, Payload],
+    run_dir: RunDir,
+    cores: CorePlan,
+    main_runner: Runner,
+    external_runner: ExternalRunner,
+    advance: Callable[[str], None],
+) -> dict[str, Any]:
+    """In-process jobs (no service running), then open loop at one common rate and the SLO search."""
+    for variant in variants:
+        with failure_recorded(run_dir, variant, "in-process"):
+            run_inprocess_jobs(variant, payloads[variant.name], profile, run_dir, cores.service, advance)
+    open_loop = common_open_rate(run_dir, variants, profile)
+    if profile.open_runs or profile.slo_search:
+        for variant in variants:
+            runner = choose_runner(variant, main_runner, external_runner)
+            with failure_recorded(run_dir, variant, "open-loop"):
+                run_service_analyses(
+                    runner, variant, payloads[variant.name], profile, run_dir, open_loop["rate"],
+                    cores.generator, advance,
+                )  # fmt: skip
+    return open_loop
 
 
 def _measure_service(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-LoadMode = Literal["closed"]  # issue 6 adds "open" (scheduled arrivals) beside it
+LoadMode = Literal["closed"]  # the concurrency levels are closed loop; open loop has its own settings below
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,28 @@ class Profile:
     warm_requests: int = 5
     load_mode: LoadMode = "closed"
     payload: str = "photo_medium"
+    # In-process ceiling: timed requests per repeat (a fresh process each), untimed warmup, time cap.
+    ceiling_iterations: int = 150
+    ceiling_warmup: int = 10
+    ceiling_max_s: float = 20.0
+    # Open loop at one offered rate common to every variant: `open_rate`, or else `open_fraction` of the
+    # slowest variant's best closed-loop throughput. 0 runs turns it off.
+    open_runs: int = 1
+    open_rate: float | None = None
+    open_fraction: float = 0.5
+    open_warmup_s: float = 2.0
+    open_duration_s: float = 12.0
+    # Max RPS under SLO: bisection between slo_low and slo_high times the variant's closed-loop best.
+    slo_search: bool = False
+    slo_ms: float = 100.0
+    slo_probes: int = 7
+    slo_probe_s: float = 15.0
+    slo_attempts: int = 3
+    slo_low: float = 0.1
+    slo_high: float = 1.3
+    # Deeper in-process analyses.
+    sweep: bool = False
+    profiler: bool = False
 
     def with_overrides(self, **overrides: Any) -> Profile:
         return replace(self, **{key: value for key, value in overrides.items() if value is not None})
@@ -52,6 +74,15 @@ PROFILES: dict[str, Profile] = {
         repeats=3,
         startup_runs=15,
         cold_runs=3,
+        ceiling_iterations=1000,
+        ceiling_warmup=50,
+        ceiling_max_s=120.0,
+        open_runs=3,
+        open_warmup_s=5.0,
+        open_duration_s=60.0,
+        slo_search=True,
+        sweep=True,
+        profiler=True,
     ),
 }
 

@@ -51,6 +51,15 @@ class LocalLaunch(BaseModel):
         return command, env
 
 
+class InProcess(BaseModel):
+    """The variant's own Python code, for the in-process ceiling, sweeps and profiles (no HTTP)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    predictor: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:PredictorClass")
+    settings: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:SettingsClass")
+
+
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,6 +76,7 @@ class Variant(BaseModel):
     requirements: Path | None = None
     artifacts: list[Path] = Field(default_factory=list)
     local: LocalLaunch | None = None
+    in_process: InProcess | None = None
     root: Path = Field(default=Path(), description="folder the relative paths above resolve against")
     source: Path | None = Field(default=None, description="the variants file that declared it")
 

@@ -80,6 +80,20 @@ class RunDir:
     def load_dir(self, variant: str, repeat: int, concurrency: int) -> Path:
         return self.variant_dir(variant) / "load" / f"r{repeat}-c{concurrency}"
 
+    def ceiling_dir(self, variant: str, repeat: int) -> Path:
+        return self.variant_dir(variant) / "ceiling" / f"r{repeat}"
+
+    def openloop_dir(self, variant: str, repeat: int) -> Path:
+        return self.variant_dir(variant) / "openloop" / f"r{repeat}"
+
+    def slo_dir(self, variant: str) -> Path:
+        """``search.json`` and one folder per probe (``probe-NN``)."""
+        return self.variant_dir(variant) / "slo"
+
+    def analysis_dir(self, variant: str) -> Path:
+        """Sweep and operator profile (with the raw trace)."""
+        return self.variant_dir(variant) / "analysis"
+
     def report_file(self, suffix: str) -> Path:
         return self.root / f"report.{suffix}"
 

@@ -16,12 +16,14 @@ at chance.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_PREPROCESSING = Preprocessing(resize_size=256, crop_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 ARCHITECTURE = "mobilenet_v3_small"
+WARMUP_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,15 @@ def deterministic(seed: int, threads: int) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
+def warmup_cosine(step: int, total_steps: int, warmup_fraction: float = WARMUP_FRACTION) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to zero; valid for any step count."""
+    warmup_steps = max(1, round(warmup_fraction * total_steps))
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def tensorize(samples: list[DigitSample], spec: Preprocessing) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples -> (NCHW float32 network inputs through the reference preprocessing, int64 labels)."""
     inputs = preprocess_batch([sample.image for sample in samples], spec)
@@ -88,8 +100,8 @@ def _train(inputs: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> t
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     steps_per_epoch = -(-len(inputs) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch, pct_start=0.25
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(warmup_cosine, total_steps=config.epochs * steps_per_epoch)
     )
     shuffler = torch.Generator().manual_seed(config.seed)
     epoch_losses: list[float] = []
@@ -175,7 +187,7 @@ def write_model(
             "(sklearn train_test_split, random_state=seed)",
             "train_count": train_count,
             "augmentation": "none beyond the randomized rendering",
-            "optimizer": "AdamW, one-cycle learning rate schedule, cross-entropy",
+            "optimizer": "AdamW, linear warm-up (25% of steps) then cosine decay, cross-entropy",
             "batchnorm": "running statistics re-estimated over the training set after training (cumulative)",
             "final_epoch_loss": round(epoch_losses[-1], 6),
             "command": "python -m model_zoo.train",

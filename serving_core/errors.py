@@ -88,12 +88,13 @@ class ModelLoadError(ServingError):
     code = "reload_failed"
 
 
-_ABSOLUTE_PATH = re.compile(r"(?:/[\w.\-+@]+){2,}")
+# Absolute or relative, with at least two separators: "/srv/a/model.onnx", "build/artifacts/model.onnx".
+_FILE_PATH = re.compile(r"[\w.\-+@~]*(?:/[\w.\-+@]+){2,}")
 
 
 def without_paths(message: str) -> str:
-    """Replace absolute file-system paths by their last component so error bodies never reveal the layout."""
-    return _ABSOLUTE_PATH.sub(lambda match: match.group(0).rsplit("/", 1)[-1], message)
+    """Replace file-system paths by their last component so error bodies never reveal the layout."""
+    return _FILE_PATH.sub(lambda match: match.group(0).rsplit("/", 1)[-1], message)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

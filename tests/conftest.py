@@ -54,6 +54,11 @@ def artifact_path(variable: str) -> Path:
     return path
 
 
+def artifacts_environment() -> dict[str, str]:
+    """The environment that points a spawned service at the real default artifacts (or their overrides)."""
+    return {variable: str(artifact_path(variable)) for variable in DEFAULT_ARTIFACTS}
+
+
 @dataclass
 class LiveService:
     name: str
@@ -174,9 +179,8 @@ class ServicePool:
                 self.services[name] = LiveService(name, name.rstrip("/"), os.environ.get(ADMIN_TOKEN_ENV))
             else:
                 module, workers = LOCAL_VARIANTS[name]
-                artifacts = {variable: str(artifact_path(variable)) for variable in DEFAULT_ARTIFACTS}
                 self.services[name] = start_service(
-                    name, module, self.log_dir, workers=workers, extra_env=artifacts
+                    name, module, self.log_dir, workers=workers, extra_env=artifacts_environment()
                 )
         return self.services[name]
 
@@ -243,6 +247,11 @@ def start_local_service(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def wait_ready() -> object:
     return wait_until_ready
+
+
+@pytest.fixture(scope="session")
+def artifact_env() -> dict[str, str]:
+    return artifacts_environment()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,11 @@ The parent calls :func:`run_level`; it starts ``python -m bench.load.driver <spe
 a request count and writes: ``latencies.json`` (every successful request's latency in ms, measured window
 only), ``window.json`` (counts, bytes, the generator's own CPU use) and Locust's own
 ``locust_stats*.csv``, ``locust_failures.csv`` and ``locust.json``.
+
+The ``open`` mode (``openloop.py``) offers a seeded Poisson rate instead of a number of users: the same
+files, where ``latencies.json`` holds latencies from each request's scheduled time, plus ``requests.json``
+(per measured request: scheduled offset, corrected latency, service time, send lag, success) and, in
+``window.json``, the schedule adherence (late and capped requests) and the window stability verdict.
 """
 
 from __future__ import annotations
@@ -35,17 +40,24 @@ class LoadSpec:
     max_requests: int | None = None
     request_timeout_s: float = 60.0
     mode: str = "closed"
+    rate: float | None = None  # open mode: offered requests/s (Poisson)
+    seed: int = 0  # open mode: the schedule's random seed
+    max_in_flight: int = 256  # open mode: cap on outstanding requests
+    window_s: float | None = None  # open mode: stability window (default: a fifth of the duration)
 
 
 LOCUSTFILES = {
-    "closed": Path(__file__).with_name("locustfile.py")
-}  # issue 6 registers the open-loop one here
+    "closed": Path(__file__).with_name("locustfile.py"),
+    "open": Path(__file__).with_name("openloop.py"),
+}
 
 
 def run_level(spec: LoadSpec, out_dir: Path, cores: list[int] | None = None) -> dict[str, Any]:
     """Run one level in a child process and return its window.json."""
     if spec.mode not in LOCUSTFILES:
         raise ValueError(f"unknown load mode {spec.mode!r}")
+    if spec.mode == "open" and not (spec.rate and spec.rate > 0):
+        raise ValueError("open-loop load needs a positive rate")
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_path = out_dir / "spec.json"
     spec_path.write_text(json.dumps(asdict(spec), indent=2) + "\n")
@@ -56,7 +68,7 @@ def run_level(spec: LoadSpec, out_dir: Path, cores: list[int] | None = None) -> 
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            timeout=spec.warmup_s + spec.duration_s + _EXIT_GRACE_S,
+            timeout=spec.warmup_s + spec.duration_s + spec.request_timeout_s + _EXIT_GRACE_S,
             preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
             check=False,
         )
@@ -66,12 +78,39 @@ def run_level(spec: LoadSpec, out_dir: Path, cores: list[int] | None = None) -> 
     return json.loads((out_dir / "window.json").read_text())
 
 
-def _measure(spec: LoadSpec, out_dir: Path) -> None:
-    """The child process: everything here runs under gevent."""
+def _configure_environment(spec: LoadSpec) -> None:
+    """The locustfiles read their configuration from the environment (so they also run from Locust's CLI)."""
     os.environ["BENCH_PAYLOAD_IMAGE"] = spec.payload_image
     os.environ["BENCH_PAYLOAD_FORMAT"] = spec.payload_format
     os.environ["BENCH_PREDICT_PATH"] = spec.predict_path
     os.environ["BENCH_REQUEST_TIMEOUT_S"] = str(spec.request_timeout_s)
+    os.environ["BENCH_MAX_IN_FLIGHT"] = str(spec.max_in_flight)
+
+
+def _write_final_stats(environment: Any, out_dir: Path) -> None:
+    """Locust's own summary files (CSV and JSON) as they stand at the end of the run."""
+    from locust import stats as locust_stats
+
+    final = locust_stats.StatsCSV(environment, locust_stats.PERCENTILES_TO_REPORT)
+    for suffix, write in (("stats", final.requests_csv), ("failures", final.failures_csv)):
+        with (out_dir / f"locust_{suffix}.csv").open("w", newline="") as handle:
+            write(csv.writer(handle))
+    locust_stats.save_stats_json(environment.stats, str(out_dir / "locust"))
+
+
+def _cpu_percent(before: Any, after: Any, elapsed: float) -> float:
+    busy = (after.user - before.user) + (after.system - before.system)
+    return 100.0 * busy / max(elapsed, 1e-9)
+
+
+def _measure(spec: LoadSpec, out_dir: Path) -> None:
+    """The child process: everything here runs under gevent."""
+    _configure_environment(spec)
+    if spec.mode == "open":
+        from bench.load.openloop_measure import measure_open
+
+        measure_open(spec, out_dir)
+        return
 
     import gevent
     import psutil
@@ -124,18 +163,10 @@ def _measure(spec: LoadSpec, out_dir: Path) -> None:
     history.kill()
     csv_writer.close_files()
     # The history writer refreshes the summary files only once a second: write the final ones now.
-    final = locust_stats.StatsCSV(environment, locust_stats.PERCENTILES_TO_REPORT)
-    for suffix, write in (("stats", final.requests_csv), ("failures", final.failures_csv)):
-        with (out_dir / f"locust_{suffix}.csv").open("w", newline="") as handle:
-            write(csv.writer(handle))
-    locust_stats.save_stats_json(environment.stats, str(out_dir / "locust"))
+    _write_final_stats(environment, out_dir)
     runner.quit()
 
-    generator_cpu = (
-        100.0
-        * ((cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system))
-        / max(elapsed, 1e-9)
-    )
+    generator_cpu = _cpu_percent(cpu_before, cpu_after, elapsed)
     completed = len(state["latencies"]) + state["failures"]
     window = {
         "users": spec.users,

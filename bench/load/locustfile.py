@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from locust import FastHttpUser, constant, task
+from locust.contrib.fasthttp import ResponseContextManager
 
 from bench.payloads import load_payload
 from bench.registry import PayloadFormat
@@ -35,6 +36,10 @@ class PredictUser(FastHttpUser):
         with self.client.post(
             PREDICT_PATH, data=PAYLOAD.body, headers=PAYLOAD.headers, name="predict", catch_response=True
         ) as response:
-            # A 200 that is not a prediction (a proxy page, an empty body) must not count as a success.
-            if response.status_code == 200 and b'"class_index"' not in (response.content or b""):
-                response.failure("200 without a class_index in the body")
+            fail_unless_prediction(response)
+
+
+def fail_unless_prediction(response: ResponseContextManager) -> None:
+    """A 200 that is not a prediction (a proxy page, an empty body) must not count as a success."""
+    if response.status_code == 200 and b'"class_index"' not in (response.content or b""):
+        response.failure("200 without a class_index in the body")

@@ -329,7 +329,15 @@ def accuracy_section(raw: RawRun) -> list[Row]:
     ]
 
 
-SECTIONS: list[Section] = [load_section, startup_section, footprint_section, accuracy_section]
+from bench.report import analysis_sections  # noqa: E402  (its rows are built from the types above)
+
+SECTIONS: list[Section] = [
+    load_section,
+    *analysis_sections.SECTIONS,
+    startup_section,
+    footprint_section,
+    accuracy_section,
+]
 
 
 def _apply_ratios(rows: list[Row], baseline: str) -> None:

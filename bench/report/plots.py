@@ -10,7 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.report.aggregate import Table
+from bench.report.aggregate import RawRun, Table
+from bench.report.analysis_plots import write_analysis_plots
 from bench.results import RunDir
 from bench.stats import LATENCY_PERCENTILES
 
@@ -90,4 +91,5 @@ def write_plots(table: Table, run_dir: RunDir) -> list[Path]:
         throughput_plot(table, run_dir.plots_dir / "throughput.png"),
         latency_plot(table, run_dir.plots_dir / "latency_percentiles.png"),
         startup_plot(table, run_dir.plots_dir / "startup.png"),
+        *write_analysis_plots(RawRun(run_dir.root), run_dir.plots_dir),
     ]

@@ -9,7 +9,15 @@ from model_zoo.card import ModelCard, Preprocessing, sha256_of
 from model_zoo.checkpoint import DEFAULT_CARD, DEFAULT_CHECKPOINT, load_classifier
 from model_zoo.digits import load_split
 from model_zoo.mobilenet_v3 import mobilenet_v3_small
-from model_zoo.train import TrainConfig, main, recalibrate_batchnorm, tensorize, top1, train_model
+from model_zoo.train import (
+    TrainConfig,
+    main,
+    recalibrate_batchnorm,
+    tensorize,
+    top1,
+    train_model,
+    warmup_cosine,
+)
 
 # A small input size keeps the determinism check fast; the pipeline is the same as the real one.
 SMALL = Preprocessing(resize_size=72, crop_size=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -89,3 +97,14 @@ def test_command_line_writes_a_loadable_checkpoint_and_card(tmp_path: Path) -> N
     assert card.metrics["heldout_count"] == 360
     assert 0.0 <= card.metrics["heldout_top1"] <= 1.0
     assert not model.training
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 23, 138])
+def test_learning_rate_schedule_warms_up_then_decays(total_steps: int) -> None:
+    factors = [warmup_cosine(step, total_steps) for step in range(total_steps)]
+    assert all(0.0 <= factor <= 1.0 for factor in factors)
+    peak = factors.index(1.0)
+    assert factors[: peak + 1] == sorted(factors[: peak + 1])
+    assert factors[peak:] == sorted(factors[peak:], reverse=True)
+    if total_steps >= 8:
+        assert factors[0] < 0.5 and factors[-1] < 0.1

@@ -117,3 +117,5 @@ def test_base64_variants() -> None:
 def test_error_messages_never_show_absolute_paths() -> None:
     message = without_paths("Load model from /srv/private/build/artifacts/fused.onnx failed")
     assert "/srv" not in message and "fused.onnx" in message
+    relative = without_paths("Load model from build/artifacts/fused.onnx failed")
+    assert relative == "Load model from fused.onnx failed"

@@ -1,0 +1,178 @@
+"""The analysis phase of a compare run, after the closed-loop repeats: per variant, the in-process jobs
+(ceiling, and in the full profile the sweep and the operator profile), then with the service up an open-loop
+run at the common offered rate and, in the full profile, the search for max RPS under the SLO.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.analysis.slo_search import ProbeResult, SearchResult, search_max_rate, stable_probe
+from bench.inprocess.launch import run_inprocess, unavailable_reason
+from bench.load.driver import LoadSpec, run_level
+from bench.payloads import Payload
+from bench.profiles import Profile
+from bench.registry import Variant
+from bench.results import RunDir, read_json, write_json
+from bench.runners.base import Runner, Service
+from bench.stats import percentile, spread
+
+FALLBACK_OPEN_RATE = 2.0  # req/s when no closed-loop throughput was measured to derive the rate from
+
+
+def closed_loop_best_rps(run_dir: RunDir, variant: str, profile: Profile) -> float:
+    """The best (over concurrency levels) median (over repeats) closed-loop throughput; NaN if none."""
+    best = math.nan
+    for users in profile.concurrency_levels:
+        rates = []
+        for repeat in range(profile.repeats):
+            window_file = run_dir.load_dir(variant, repeat, users) / "window.json"
+            if window_file.is_file():
+                window = read_json(window_file)
+                rates.append(window["successes"] / max(window["duration_s"], 1e-9))
+        median = spread(rates).median
+        if math.isfinite(median) and not median <= best:
+            best = median
+    return best
+
+
+def common_open_rate(run_dir: RunDir, variants: list[Variant], profile: Profile) -> dict[str, Any]:
+    """The one offered rate every variant gets, and how it was chosen."""
+    if profile.open_rate is not None:
+        return {"rate": profile.open_rate, "basis": "set by the profile (--open-rate)"}
+    best = {variant.name: closed_loop_best_rps(run_dir, variant.name, profile) for variant in variants}
+    measured = {name: rps for name, rps in best.items() if math.isfinite(rps)}
+    if not measured:
+        return {"rate": FALLBACK_OPEN_RATE, "basis": "no closed-loop throughput measured: fallback"}
+    slowest = min(measured, key=measured.__getitem__)
+    return {
+        "rate": round(profile.open_fraction * measured[slowest], 2),
+        "basis": f"{profile.open_fraction:g} x the slowest variant's best closed-loop throughput"
+        f" ({slowest}, {measured[slowest]:.1f} req/s)",
+    }
+
+
+def open_loop_spec(service: Service, payload: Payload, rate: float, warmup_s: float, duration_s: float,
+                   seed: int) -> LoadSpec:  # fmt: skip
+    return LoadSpec(
+        host=service.base_url,
+        predict_path=service.variant.predict_path,
+        payload_image=str(payload.source),
+        payload_format=service.variant.payload_format.value,
+        users=1,
+        warmup_s=warmup_s,
+        duration_s=duration_s,
+        mode="open",
+        rate=rate,
+        seed=seed,
+    )
+
+
+def probe_result(rate: float, window: dict[str, Any], latencies_ms: list[float]) -> ProbeResult:
+    return ProbeResult(
+        rate=rate,
+        p99_ms=percentile(latencies_ms, 99.0) if latencies_ms else math.inf,
+        achieved_rps=window["successes"] / max(window["duration_s"], 1e-9),
+        failures=int(window["failures"]),
+        stable=bool(window["stability"]["stable"]),
+        behind_schedule=bool(window["adherence"]["behind_schedule"] or window["generator_saturated"]),
+        detail={"stability": window["stability"]["reason"], "late": window["adherence"]["late"]},
+    )
+
+
+def search_slo(
+    service: Service,
+    payload: Payload,
+    profile: Profile,
+    best_rps: float,
+    out_dir: Path,
+    cores: list[int] | None,
+) -> SearchResult:
+    """Bisection for the highest Poisson rate whose p99 meets the SLO; each probe in ``out_dir/probe-NN``."""
+    probes_run = 0
+
+    def run_once(rate: float) -> ProbeResult:
+        nonlocal probes_run
+        probe_dir = out_dir / f"probe-{probes_run:02d}"
+        spec = open_loop_spec(service, payload, rate, 2.0, profile.slo_probe_s, seed=probes_run)
+        probes_run += 1
+        window = run_level(spec, probe_dir, cores)
+        return probe_result(rate, window, read_json(probe_dir / "latencies.json"))
+
+    probe = stable_probe(run_once, profile.slo_attempts)
+    result = search_max_rate(
+        probe, profile.slo_low * best_rps, profile.slo_high * best_rps, profile.slo_ms, profile.slo_probes
+    )
+    write_json(out_dir / "search.json", {**result.to_dict(), "closed_loop_best_rps": best_rps})
+    return result
+
+
+def run_inprocess_jobs(
+    variant: Variant,
+    payload: Payload,
+    profile: Profile,
+    run_dir: RunDir,
+    cores: list[int] | None,
+    advance: Callable[[str], None],
+) -> None:
+    """Ceiling once per repeat (a fresh process each), then the sweep and the profile if the profile asks."""
+    if unavailable_reason(variant) is not None:
+        for repeat in range(profile.repeats):
+            run_inprocess("ceiling", variant, payload, run_dir.ceiling_dir(variant.name, repeat), cores)
+        return
+    ceiling = {
+        "iterations": profile.ceiling_iterations,
+        "warmup": profile.ceiling_warmup,
+        "max_seconds": profile.ceiling_max_s,
+    }
+    for repeat in range(profile.repeats):
+        run_inprocess("ceiling", variant, payload, run_dir.ceiling_dir(variant.name, repeat), cores, ceiling)
+        advance(f"{variant.name}: in-process ceiling {repeat + 1}/{profile.repeats}")
+    if profile.sweep:
+        run_inprocess("sweep", variant, payload, run_dir.analysis_dir(variant.name), cores)
+        advance(f"{variant.name}: batch x size sweep")
+    if profile.profiler:
+        run_inprocess("profile", variant, payload, run_dir.analysis_dir(variant.name), cores, {"calls": 20})
+        advance(f"{variant.name}: operator profile")
+
+
+def run_service_analyses(
+    runner: Runner,
+    variant: Variant,
+    payload: Payload,
+    profile: Profile,
+    run_dir: RunDir,
+    open_rate: float,
+    generator_cores: list[int] | None,
+    advance: Callable[[str], None],
+) -> None:
+    """With one fresh service: the open-loop runs at the common rate, then the SLO search."""
+    service = runner.start_ready(
+        variant, log_path=run_dir.variant_dir(variant.name) / "logs" / "analyses.log"
+    )
+    try:
+        for repeat in range(profile.open_runs):
+            spec = open_loop_spec(
+                service, payload, open_rate, profile.open_warmup_s, profile.open_duration_s, repeat
+            )
+            run_level(spec, run_dir.openloop_dir(variant.name, repeat), generator_cores)
+            advance(f"{variant.name}: open loop {repeat + 1}/{profile.open_runs}")
+        if profile.slo_search:
+            best = closed_loop_best_rps(run_dir, variant.name, profile)
+            if not math.isfinite(best):
+                raise RuntimeError("no closed-loop throughput to bound the SLO search")
+            search_slo(service, payload, profile, best, run_dir.slo_dir(variant.name), generator_cores)
+            advance(f"{variant.name}: SLO search")
+    finally:
+        runner.stop(service)
+
+
+def analysis_steps(profile: Profile, in_process: bool) -> int:
+    """Progress steps one variant adds (for the progress bar's total)."""
+    steps = profile.open_runs + int(profile.slo_search)
+    if in_process:
+        steps += profile.repeats + int(profile.sweep) + int(profile.profiler)
+    return steps

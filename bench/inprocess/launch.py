@@ -1,0 +1,70 @@
+"""Parent side of the in-process jobs: one pinned child process per variant and job, its result as a dict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.payloads import Payload
+from bench.registry import Variant
+from bench.results import not_measured, write_json
+
+EXTERNAL = "external service"
+JOB_TIMEOUT_S = 900.0
+
+
+def unavailable_reason(variant: Variant) -> str | None:
+    """Why a variant has no in-process figures (it is not Python code the bench can load), else None."""
+    if variant.in_process is None:
+        return EXTERNAL
+    return None
+
+
+def run_inprocess(
+    kind: str,
+    variant: Variant,
+    payload: Payload,
+    out_dir: Path,
+    cores: list[int] | None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one job (ceiling | sweep | profile) for the variant; writes ``<out_dir>/<kind>.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result_file = out_dir / f"{kind}.json"
+    reason = unavailable_reason(variant)
+    if reason is not None:
+        write_json(result_file, not_measured(reason))
+        return not_measured(reason)
+    assert variant.in_process is not None
+    job = {
+        "kind": kind,
+        "predictor": variant.in_process.predictor,
+        "settings": variant.in_process.settings,
+        "payload_image": str(payload.source),
+        "payload_format": variant.payload_format.value,
+        "params": params or {},
+        "out_dir": str(out_dir),
+    }
+    job_file = write_json(out_dir / f"{kind}.job.json", job)
+    env_additions = variant.local.render(port=0, root=variant.root)[1] if variant.local else {}
+    log_path = out_dir / f"{kind}.log"
+    with log_path.open("wb") as log:
+        completed = subprocess.run(
+            [sys.executable, "-m", "bench.inprocess", str(job_file), str(result_file)],
+            cwd=variant.local_cwd,
+            env={**os.environ, **env_additions},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=JOB_TIMEOUT_S,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+            check=False,
+        )
+    if completed.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise RuntimeError(f"{variant.name}: in-process {kind} failed (exit {completed.returncode}):\n{tail}")
+    return json.loads(result_file.read_text())
