@@ -5,12 +5,15 @@ batch with 3 channels and whose single output is ``[batch, classes]`` logits (or
 already ends in Softmax). It prepends a subgraph that reproduces ``model_zoo.preprocess`` in ONNX operators:
 
     image uint8 [N, H, W, 3] (any N, H, W)
-      -> Cast float -> Transpose to NCHW
+      -> Cast float (still NHWC)
       -> shorter side resized to ``resize_size``: sizes = (H, W) * resize_size // min(H, W) in int64, which is
          torchvision's rule (the shorter side becomes exactly resize_size, the longer side is truncated)
-      -> Resize linear, half_pixel, antialias=1, explicit sizes
+      -> Resize linear, half_pixel, antialias=1, explicit sizes on the H and W axes
       -> centre crop: offsets Round((size - crop) / 2) (ONNX Round is half to even, like Python), Slice
-      -> / 255 -> (x - mean) / std
+      -> Transpose to NCHW -> / 255 -> (x - mean) / std
+
+The resize and crop run in NHWC and only the small cropped tensor is transposed: transposing the full-size
+image first cost about a third of the preprocessing time on a 1200x1800 photo in ONNX Runtime 1.31.
 
 and appends Softmax, exposing ``probabilities`` [N, classes].
 
@@ -99,16 +102,16 @@ def preprocessing_graph(spec: Preprocessing, opset: int, ir_version: int) -> onn
         _constant("two", [2.0], np.float32),
         _constant("hw_starts", [1], np.int64),
         _constant("hw_ends", [3], np.int64),
-        _constant("nc_starts", [0], np.int64),
-        _constant("nc_ends", [2], np.int64),
-        _constant("spatial_axes", [2, 3], np.int64),
+        _constant("batch_starts", [0], np.int64),
+        _constant("batch_ends", [1], np.int64),
+        _constant("channels", [3], np.int64),
+        _constant("spatial_axes", [1, 2], np.int64),
         _constant("max_value", [255.0], np.float32),
         _constant("mean", np.reshape(spec.mean, (1, 3, 1, 1)).tolist(), np.float32),
         _constant("std", np.reshape(spec.std, (1, 3, 1, 1)).tolist(), np.float32),
     ]
     nodes = [
         helper.make_node("Cast", [IMAGE_INPUT], [p + "float_nhwc"], to=TensorProto.FLOAT),
-        helper.make_node("Transpose", [p + "float_nhwc"], [p + "nchw"], perm=[0, 3, 1, 2]),
         # Output size of the shorter-side resize, in int64 so it truncates exactly like torchvision's int().
         helper.make_node("Shape", [IMAGE_INPUT], [p + "nhwc_shape"]),
         helper.make_node("Slice", [p + "nhwc_shape", p + "hw_starts", p + "hw_ends"], [p + "hw"]),
@@ -116,12 +119,11 @@ def preprocessing_graph(spec: Preprocessing, opset: int, ir_version: int) -> onn
         helper.make_node("Max", [p + "shorter", p + "one"], [p + "divisor"]),
         helper.make_node("Mul", [p + "hw", p + "resize_size"], [p + "hw_scaled"]),
         helper.make_node("Div", [p + "hw_scaled", p + "divisor"], [p + "resized_hw"]),
-        helper.make_node("Shape", [p + "nchw"], [p + "nchw_shape"]),
-        helper.make_node("Slice", [p + "nchw_shape", p + "nc_starts", p + "nc_ends"], [p + "nc"]),
-        helper.make_node("Concat", [p + "nc", p + "resized_hw"], [p + "sizes"], axis=0),
+        helper.make_node("Slice", [p + "nhwc_shape", p + "batch_starts", p + "batch_ends"], [p + "batch"]),
+        helper.make_node("Concat", [p + "batch", p + "resized_hw", p + "channels"], [p + "sizes"], axis=0),
         helper.make_node(
             "Resize",
-            [p + "nchw", "", "", p + "sizes"],
+            [p + "float_nhwc", "", "", p + "sizes"],
             [p + "resized"],
             mode="linear",
             coordinate_transformation_mode="half_pixel",
@@ -137,8 +139,9 @@ def preprocessing_graph(spec: Preprocessing, opset: int, ir_version: int) -> onn
         helper.make_node(
             "Slice", [p + "resized", p + "offsets", p + "ends", p + "spatial_axes"], [p + "cropped"]
         ),
+        helper.make_node("Transpose", [p + "cropped"], [p + "cropped_nchw"], perm=[0, 3, 1, 2]),
         # Scale and normalize, in the same order of operations as the torch reference.
-        helper.make_node("Div", [p + "cropped", p + "max_value"], [p + "unit"]),
+        helper.make_node("Div", [p + "cropped_nchw", p + "max_value"], [p + "unit"]),
         helper.make_node("Sub", [p + "unit", p + "mean"], [p + "centred"]),
         helper.make_node("Div", [p + "centred", p + "std"], [PREPROCESSED]),
     ]

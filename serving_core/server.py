@@ -11,10 +11,13 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from serving_core.jsonlog import log_config
 
@@ -34,12 +37,35 @@ def _prepare_runtime_dirs(settings: ServingSettings) -> None:
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
 
 
+class _ClosingSupervisor(Multiprocess):
+    """uvicorn's multi-worker supervisor, except that on SIGTERM or SIGINT it first closes its own copy of the
+    listening socket. uvicorn's keeps it open until every worker has drained, so the kernel goes on accepting
+    connections that no worker will ever serve: clients hang instead of being refused.
+    """
+
+    def _stop_listening(self) -> None:
+        for listener in self.sockets:
+            listener.close()
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+
 def serve(app_import_path: str, settings: ServingSettings) -> None:
-    """Run ``app_import_path`` (e.g. ``"onnx_serving.app:app"``) under uvicorn as ``settings`` say."""
+    """Run ``app_import_path`` (e.g. ``"onnx_serving.app:app"``) under uvicorn as ``settings`` say.
+
+    On SIGTERM the service stops accepting connections at once, lets the requests in flight finish for up to
+    ``GRACEFUL_TIMEOUT`` seconds, then exits.
+    """
     _prepare_runtime_dirs(settings)
     # Native libraries that size their own pools from the core count would oversubscribe the workers.
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
-    uvicorn.run(
+    config = uvicorn.Config(
         app_import_path,
         host=settings.host,
         port=settings.port,
@@ -51,3 +77,10 @@ def serve(app_import_path: str, settings: ServingSettings) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    if config.workers > 1:
+        _ClosingSupervisor(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)

@@ -183,7 +183,8 @@ class ComposeRunner(Runner):
                 "/bin/sh",
                 image_id,
                 "-c",
-                f'for t in {probe}; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done',
+                # `exit 0`: the loop's status is the last probe's, and a missing last tool must not discard the list
+                f'for t in {probe}; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; exit 0',
             ],
             capture_output=True,
             text=True,
