@@ -21,7 +21,7 @@ MODEL_CHECKPOINT := model_zoo/default/mobilenet_v3_small_digits.pt
 MODEL_SOURCES := $(wildcard model_zoo/*.py)
 TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py)
 
-.PHONY: help setup model images artifacts compare report serve-torch serve-onnx test test-fast lint format clean
+.PHONY: help setup model images artifacts compare report serve-torch serve-onnx docker-images test test-fast lint format clean
 
 help:
 	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|full, RUNNER=auto|local|compose)"
@@ -30,6 +30,7 @@ help:
 	@echo "make artifacts export, fuse, optimize, quantize and validate the ONNX artifacts into $(ARTIFACTS_DIR)"
 	@echo "make images    regenerate the payloads in images/"
 	@echo "make serve-torch | serve-onnx   start one variant with uvicorn (settings from .env)"
+	@echo "make docker-images   slim + dev image of every variant and the Locust image (OFFLINE=1: no registry)"
 	@echo "make lint      ruff"
 
 $(VENV_STAMP): requirements/*.txt pyproject.toml
@@ -64,6 +65,9 @@ serve-torch: $(VENV_STAMP)
 
 serve-onnx: artifacts
 	$(PY) -m onnx_serving
+
+docker-images: artifacts
+	docker/build.sh
 
 test: artifacts
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -2,6 +2,8 @@
 
 python -m bench compare [--profile quick|full] [--runner auto|local|compose] [--variants torch,onnx]
                         [--variants-file extra.toml ...] [--levels 1,8] [--duration 10] ...
+python -m bench compare --profile full   # = make compare PROFILE=full: adds SLO search, sweep, profiler
+python -m bench compare --slo-search --sweep --profiler   # the full profile's analyses on quick's load
 python -m bench report results/latest
 python -m bench variants    # the registry: built-in + BENCH_VARIANTS_FILES + --variants-file
 """

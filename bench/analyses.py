@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis.slo_search import ProbeResult, SearchResult, search_max_rate, stable_probe
+from bench.analysis.stability import window_plan
 from bench.inprocess.launch import run_inprocess, unavailable_reason
 from bench.load.driver import LoadSpec, run_level
 from bench.payloads import Payload
@@ -57,6 +58,8 @@ def common_open_rate(run_dir: RunDir, variants: list[Variant], profile: Profile)
 
 def open_loop_spec(service: Service, payload: Payload, rate: float, warmup_s: float, duration_s: float,
                    seed: int) -> LoadSpec:  # fmt: skip
+    """Long enough at low rates for the stability windows to hold enough requests (see window_plan)."""
+    duration_s, window_s = window_plan(rate, duration_s)
     return LoadSpec(
         host=service.base_url,
         predict_path=service.variant.predict_path,
@@ -68,6 +71,7 @@ def open_loop_spec(service: Service, payload: Payload, rate: float, warmup_s: fl
         mode="open",
         rate=rate,
         seed=seed,
+        window_s=window_s,
     )
 
 

@@ -15,7 +15,7 @@ prepare() {
   docker/engine.sh start
   docker/base-image.sh
   docker/wheelhouse.sh
-  make --no-print-directory artifacts >/dev/null
+  make --no-print-directory artifacts
   OFFLINE=1 docker/build.sh
   log "prepared in $((SECONDS - started))s:"
   docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' 'serving-lab/*' >&2

@@ -1,4 +1,4 @@
-"""Container HEALTHCHECK: exit 0 when the service in this container answers 200 on /ready (stdlib only, no curl)."""
+"""Container HEALTHCHECK: exit 0 when this container's service answers 200 on /ready (stdlib only)."""
 
 import os
 import sys

@@ -100,10 +100,22 @@ class LiveService:
             return self.process.wait(10)
 
 
+def _ready_worker_count(base_url: str) -> int:
+    """Workers whose model is loaded and warm, from the service's own /metrics (whichever worker answers)."""
+    exposition = httpx.get(f"{base_url}/metrics", timeout=5).text
+    return sum(
+        1
+        for line in exposition.splitlines()
+        if line.startswith("serving_worker_ready{") and line.endswith(" 1.0")
+    )
+
+
 def wait_until_ready(
     service: LiveService, consecutive: int = 6, timeout: float = READY_TIMEOUT_SECONDS
 ) -> None:
-    """Ready means ``consecutive`` fresh connections in a row got 200, so every worker is most likely warm."""
+    """Ready means ``consecutive`` fresh connections in a row got 200 and, for a service this suite started,
+    /metrics reports every one of its workers ready (fresh connections alone may all reach the same worker).
+    """
     deadline = time.monotonic() + timeout
     streak = 0
     while time.monotonic() < deadline:
@@ -113,11 +125,13 @@ def wait_until_ready(
             )
         try:
             ok = httpx.get(f"{service.base_url}/ready", timeout=5).status_code == 200
+            streak = streak + 1 if ok else 0
+            if streak >= consecutive and (
+                not service.local or _ready_worker_count(service.base_url) >= service.workers
+            ):
+                return
         except httpx.TransportError:
-            ok = False
-        streak = streak + 1 if ok else 0
-        if streak >= consecutive:
-            return
+            ok, streak = False, 0
         time.sleep(0.05 if ok else 0.25)
     pytest.fail(f"{service.name} not ready after {timeout:.0f} s:\n{service.log_text()[-3000:]}")
 

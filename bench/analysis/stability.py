@@ -12,6 +12,17 @@ STABLE_WINDOWS = 3
 STABLE_TOLERANCE = 0.10
 
 
+MIN_WINDOW_REQUESTS = 30  # fewer requests than this per window make a p99 too noisy to compare
+MAX_STRETCH = 4.0  # a low-rate run is lengthened at most this much to fill its windows
+
+
+def window_plan(rate: float, duration_s: float, windows: int = 5) -> tuple[float, float]:
+    """(duration, window length) so each window expects at least MIN_WINDOW_REQUESTS at this rate."""
+    window_s = max(duration_s / windows, MIN_WINDOW_REQUESTS / rate)
+    duration = min(max(duration_s, STABLE_WINDOWS * window_s), MAX_STRETCH * duration_s)
+    return duration, window_s
+
+
 @dataclass(frozen=True)
 class Window:
     start_s: float

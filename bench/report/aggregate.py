@@ -364,14 +364,18 @@ def _notes(raw: RawRun) -> list[str]:
         "Installed dependency closure: sizes of the files installed by each distribution reachable from the"
         " variant's requirements file, in the bench's virtual environment (not an image).",
     ]
-    return notes
+    return notes + analysis_sections.notes(raw)
+
+
+# Cell flags that also go to the report's Flags list (what a reader must not miss).
+FLAGGED_WORDS = ("saturated", "failed", "behind its schedule", "unstable", "never stable", "SLO was")
 
 
 def _flags(raw: RawRun, rows: list[Row]) -> list[str]:
     flags = []
     for row in rows:
         for variant, cell in row.cells.items():
-            if cell.flag and ("saturated" in cell.flag or "failed" in cell.flag):
+            if cell.flag and any(word in cell.flag for word in FLAGGED_WORDS):
                 flags.append(f"{variant}, {row.section}: {cell.flag}")
     for variant in raw.variants:
         flags += [f"{variant}: {error.splitlines()[0]}" for error in raw.errors(variant)]

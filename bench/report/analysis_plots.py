@@ -55,8 +55,12 @@ def latency_cdf_plot(raw: RawRun, path: Path) -> Path | None:
 
 
 def queueing_plot(raw: RawRun, path: Path) -> Path | None:
-    modelled = [v for v in raw.variants if data.finite(data.service_time_ms(raw, v))]
-    if not modelled:
+    modelled = [
+        v
+        for v in raw.variants
+        if data.finite(data.service_time_ms(raw, v)) and (data.open_runs(raw, v) or data.slo_search(raw, v))
+    ]
+    if not modelled:  # the point is prediction against measurement: no open-loop data, no plot
         return None
     slo_ms = raw.profile.get("slo_ms", 100.0)
     figure, axes = plt.subplots(1, len(modelled), figsize=(5.2 * len(modelled), 4.2), squeeze=False)

@@ -169,4 +169,21 @@ def slo_section(raw: RawRun) -> list[Row]:
     return _rows(raw, section, specs, cell, "one search")
 
 
+def notes(raw: RawRun) -> list[str]:
+    lines = [
+        "In-process ceiling: the variant's own Predictor and serving_core's decode and response code in one"
+        " process pinned to the service cores with the service's threads, warmup excluded; serving efficiency"
+        " pairs each repeat's best closed-loop HTTP throughput with that repeat's ceiling.",
+    ]
+    if raw.profile.get("open_runs"):
+        lines.append(
+            "Open loop: one Locust scheduler sends on a seeded Poisson schedule (at most 256 outstanding);"
+            " latency runs from the scheduled send time, so a stalled service cannot hide behind a slowed"
+            " generator (coordinated omission). A run is stable when its last 3 windows' throughput and p99"
+            f" agree within 10%. Queueing model: {data.QUEUEING_MODEL} with S = the mean latency at"
+            " concurrency 1 and c = workers x inference concurrency from /info."
+        )
+    return lines
+
+
 SECTIONS = [ceiling_section, openloop_section, slo_section]

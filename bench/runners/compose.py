@@ -183,7 +183,7 @@ class ComposeRunner(Runner):
                 "/bin/sh",
                 image_id,
                 "-c",
-                # `exit 0`: the loop's status is the last probe's, and a missing last tool must not discard the list
+                # `exit 0`: else the last probe's status ends the loop and a missing tool voids the list
                 f'for t in {probe}; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; exit 0',
             ],
             capture_output=True,
