@@ -86,6 +86,20 @@ class LiveService:
         """RSS summed over the process tree (shared pages counted once per process: an upper bound)."""
         return sum(process.memory_info().rss for process in self.processes())
 
+    def wait_for_model_everywhere(self, model_hash: str, timeout: float = 30.0) -> None:
+        """Until every worker answers with ``model_hash``: fresh connections to /info until ``workers``
+        distinct worker pids have reported it (a reload reaches the other workers about half a second later).
+        """
+        on_model: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(on_model) < self.workers:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only workers {on_model} of {self.workers} serve {model_hash}")
+            info = httpx.get(f"{self.base_url}/info", timeout=10).json()
+            if info["model_hash"] == model_hash:
+                on_model.add(info["pid"])
+            time.sleep(0.02)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 

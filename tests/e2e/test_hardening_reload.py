@@ -28,7 +28,6 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 CLIENTS = 4
 WORKERS = 2
-SWITCH_TIMEOUT_SECONDS = 30.0
 ONNX_CARD = "model.card.json"
 
 
@@ -142,21 +141,6 @@ VARIANTS = {
 }
 
 
-def _wait_until_all_recent_have(
-    load: SteadyLoad, model_hash: str, recent: int = 3 * CLIENTS * WORKERS
-) -> None:
-    deadline = time.monotonic() + SWITCH_TIMEOUT_SECONDS
-    while True:
-        tail = load.outcomes[-recent:]
-        if len(tail) == recent and all(o.model_hash == model_hash for o in tail):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"responses never all switched to {model_hash}: {[o.model_hash for o in tail]}"
-            )
-        time.sleep(0.05)
-
-
 def _reload(client: httpx.Client, token: str) -> httpx.Response:
     return client.post("/admin/reload", headers={"authorization": f"Bearer {token}"}, timeout=120)
 
@@ -185,7 +169,9 @@ def test_reload_under_load_loses_nothing_and_bad_artifacts_are_refused(
         renewed = response.json()["model_hash"]
         assert renewed != original and response.json()["previous_model_hash"] == original
         switched_at = len(load.outcomes)
-        _wait_until_all_recent_have(load, renewed)
+        service.wait_for_model_everywhere(renewed)
+        everywhere_at = len(load.outcomes)
+        load.wait_for(everywhere_at + 20)
 
         for name, (install, reason) in artifacts.refusals.items():
             install()
@@ -213,4 +199,8 @@ def test_reload_under_load_loses_nothing_and_bad_artifacts_are_refused(
         print(f"  refused {name}: {message[:160]}")
     assert not failed, failed[:5]
     assert set(hashes) == {original, renewed}
-    assert all(h == renewed for h in hashes[refused_at:]), "a refused artifact changed what was served"
+    # Each client may have had one request running on the old model when the last worker switched.
+    assert all(h == renewed for h in hashes[everywhere_at + CLIENTS :]), (
+        "a worker went back or never switched"
+    )
+    assert hashes[refused_at:], "no request ran after the refused reloads"
