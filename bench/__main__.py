@@ -18,6 +18,7 @@ from bench.collectors.accuracy import DEFAULT_MANIFEST
 from bench.profiles import PROFILES, get_profile
 from bench.registry import RegistryError, baseline_of, load_registry
 from bench.results import RESULTS_ROOT
+from bench.runners.base import StartupError
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{variant.name}{mark}: {where}, {variant.payload_format} payload, from {variant.source}"
                 )
-    except (RegistryError, ValueError, FileNotFoundError) as error:
+    except (RegistryError, ValueError, FileNotFoundError, StartupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

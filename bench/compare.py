@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -72,7 +72,9 @@ def plan_cores(pin: bool) -> CorePlan:
 
 
 def make_runner(name: str, cores: CorePlan) -> Runner:
-    return ComposeRunner() if name == "compose" else LocalRunner(service_cores=cores.service)
+    if name == "compose":
+        return ComposeRunner(service_cores=cores.service)
+    return LocalRunner(service_cores=cores.service)
 
 
 def run_compare(options: CompareOptions, console: Console | None = None) -> RunDir:
@@ -83,14 +85,15 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     )
     baseline = baseline_of(variants)
     cores = plan_cores(options.pin_cores)
-    runner_name = resolve_runner_name(options.runner)
+    runner_name, runner_reason = resolve_runner_name(options.runner, variants)
     main_runner, external_runner = make_runner(runner_name, cores), ExternalRunner()
+    main_runner.prepare(variants)  # fails here, before a results directory exists, when it cannot run them
     payloads = {variant.name: load_payload(profile.payload, variant.payload_format) for variant in variants}
     run_dir = RunDir.create(options.results_root)
     run_info: dict[str, Any] = {
         "started_unix": time.time(),
         "profile": profile.to_dict(),
-        "runner": main_runner.describe(),
+        "runner": {**main_runner.describe(), "chosen_because": runner_reason},
         "pinning": {"generator_cores": cores.generator, "service_cores": cores.service, "note": cores.note},
         "baseline": baseline.name,
         "variants": [variant.model_dump(mode="json") for variant in variants],
@@ -102,18 +105,23 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
         f"[bold]bench compare[/] -> {run_dir.root}  "
         f"({profile.name} profile, {runner_name} runner, {cores.note})"
     )
+    if options.runner == "auto":
+        console.print(f"runner: {runner_name} ({runner_reason})")
 
     steps_per_variant = (
         profile.startup_runs + profile.cold_runs + profile.repeats * len(profile.concurrency_levels)
     )
     analysis_total = sum(analysis_steps(profile, variant.in_process is not None) for variant in variants)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with (
+        closing(main_runner),  # the compose runner takes its project down, also after a failure
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         task = progress.add_task("starting", total=steps_per_variant * len(variants) + analysis_total)
 
         def advance(description: str) -> None:

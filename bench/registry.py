@@ -73,6 +73,11 @@ class Variant(BaseModel):
     info_path: str | None = "/info"
     payload_format: PayloadFormat = PayloadFormat.JSON
     compose_service: str | None = None
+    compose_port_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="variable compose.yaml publishes the service's host port from (compose runner)",
+    )
     requirements: Path | None = None
     artifacts: list[Path] = Field(default_factory=list)
     local: LocalLaunch | None = None

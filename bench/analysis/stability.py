@@ -45,7 +45,7 @@ def windows_of(
     success = np.asarray(ok, dtype=bool)
     completed = scheduled + latency / 1000.0
     windows = []
-    count = int((end_s - start_s) // window_s)
+    count = int((end_s - start_s) / window_s + 1e-9)  # 12.7 / (12.7 / 3) must give 3, not 2.999...
     for index in range(count):
         low, high = start_s + index * window_s, start_s + (index + 1) * window_s
         done_inside = success & (completed >= low) & (completed < high)

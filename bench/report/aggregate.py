@@ -217,13 +217,17 @@ def footprint_section(raw: RawRun) -> list[Row]:
             return Cell(text=raw.missing_reason(variant, closure))
         return Cell(values=[closure["total_bytes"] / MB], flag=f"{closure['distributions']} distributions")
 
-    def image(field_name: str, scale: float = 1.0) -> Callable[[str], Cell]:
+    def image(field_name: str, scale: float = 1.0, which: str = "image") -> Callable[[str], Cell]:
         def cell(variant: str) -> Cell:
             data = raw.measurement(variant, "footprint")
-            image = data.get("image") if data else None
+            image = data.get(which) if data else None
             if not image or is_not_measured(image):
+                if image is None and data is not None and data.get("kind") != "compose":
+                    return Cell(text="n/a (images: compose runner only)")
                 return Cell(text=raw.missing_reason(variant, image))
             if field_name == "tools":
+                if not image.get("has_shell", True):
+                    return Cell(text="no /bin/sh (tools not probed)")
                 return Cell(text=", ".join(image["tools"]) or "none found")
             return Cell(values=[image[field_name] / scale])
 
@@ -275,6 +279,22 @@ def footprint_section(raw: RawRun) -> list[Row]:
             _cells(raw, image("tools")),
             spread_of="one measurement",
         ),
+        *[
+            Row(
+                "footprint",
+                f"footprint.fat_image_{key}",
+                label,
+                unit,
+                better,
+                _cells(raw, image(field_name, scale, "fat_image")),
+                spread_of="one measurement",
+            )
+            for key, field_name, scale, label, unit, better in (
+                ("mb", "size_bytes", MB, "fat (dev) image size, for comparison", "MB", "lower"),
+                ("layers", "layers", 1.0, "fat (dev) image layers", "count", "lower"),
+                ("tools", "tools", 1.0, "tools in the fat (dev) image", "", None),
+            )
+        ],
         Row(
             "footprint",
             "footprint.artifacts_mb",
@@ -361,6 +381,16 @@ def _notes(raw: RawRun) -> list[str]:
         " ↑ higher is better, ↓ lower is better.",
         f"Core pinning: {run['pinning']['note']}.",
         "Service RSS sums the process tree (shared pages of several workers count more than once).",
+        *(
+            [
+                "Compose runner: service CPU and memory are the container's, from the engine's stats"
+                " (memory = usage minus inactive page cache, as `docker stats` shows it); start to ready"
+                f" is {run['runner'].get('startup_clock', 'container start -> ready')}; the served image"
+                " is the slim one, the fat (dev) image is inspected for comparison only."
+            ]
+            if run["runner"].get("runner") == "compose"
+            else []
+        ),
         "Installed dependency closure: sizes of the files installed by each distribution reachable from the"
         " variant's requirements file, in the bench's virtual environment (not an image).",
     ]

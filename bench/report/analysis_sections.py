@@ -14,6 +14,7 @@ from bench.results import is_not_measured
 from bench.stats import percentile
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
+IMPLAUSIBLE_EFFICIENCY = "unstable ceiling: HTTP beat the in-process loop, which was measured at another time"
 
 
 def _rows(raw: RawRun, section: str, specs: list[tuple[str, str, str, str | None]],
@@ -52,7 +53,9 @@ def ceiling_section(raw: RawRun) -> list[Row]:
             pairs = list(zip(http, (result["throughput_rps"] for result in measured), strict=False))
             if not pairs:
                 return Cell(text=raw.missing_reason(variant))
-            return Cell(values=[100.0 * served / ceiling for served, ceiling in pairs])
+            values = [100.0 * served / ceiling for served, ceiling in pairs]
+            implausible = any(value > 100.0 for value in values)
+            return Cell(values=values, flag=IMPLAUSIBLE_EFFICIENCY if implausible else None)
         flag = None
         if key == "ceiling.stage.preprocess" and measured[0].get("runtime") == "onnxruntime":
             flag = "fused into the graph: counted in inference"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import NamedTuple
 
 from bench.registry import Variant
 from bench.runners.base import Runner, Service, StartupError
-from bench.runners.compose import ComposeRunner
+from bench.runners.compose import BUILD_HINT, ComposeRunner
 from bench.runners.external import ExternalRunner
 from bench.runners.local import LocalRunner
 
@@ -16,6 +17,7 @@ __all__ = [
     "ExternalRunner",
     "LocalRunner",
     "Runner",
+    "RunnerChoice",
     "Service",
     "StartupError",
     "choose_runner",
@@ -32,13 +34,29 @@ def docker_engine_answers() -> bool:
         return False
 
 
-def resolve_runner_name(requested: str) -> str:
-    """`auto` means compose where a Docker engine answers, local otherwise."""
+class RunnerChoice(NamedTuple):
+    name: str
+    reason: str
+
+
+def resolve_runner_name(requested: str, variants: list[Variant] | None = None) -> RunnerChoice:
+    """`auto` means compose where a Docker engine answers and every variant's image is built, else local.
+
+    Auto never builds images (minutes, and a registry or the offline wheelhouse): it says what is missing
+    and measures locally; `--runner compose` with missing images fails with the build command instead."""
     if requested not in {"auto", "local", "compose"}:
         raise ValueError(f"unknown runner {requested!r}; choose auto, local or compose")
     if requested != "auto":
-        return requested
-    return "compose" if docker_engine_answers() else "local"
+        return RunnerChoice(requested, "requested")
+    if not docker_engine_answers():
+        return RunnerChoice("local", "auto: no Docker engine answers")
+    try:
+        problems = ComposeRunner().unavailable(variants or [])
+    except (StartupError, OSError, subprocess.SubprocessError) as error:
+        return RunnerChoice("local", f"auto: Docker engine answers but compose is unusable ({error})")
+    if problems:
+        return RunnerChoice("local", f"auto: Docker engine answers but {'; '.join(problems)} ({BUILD_HINT})")
+    return RunnerChoice("compose", "auto: Docker engine answers and every image is built")
 
 
 def choose_runner(variant: Variant, main_runner: Runner, external_runner: ExternalRunner) -> Runner:

@@ -91,6 +91,12 @@ class Runner(ABC):
     def footprint(self, variant: Variant, service: Service | None) -> dict[str, Any]:
         """Image size, layers and tools (compose) or dependency closure (local), plus artifact sizes."""
 
+    def prepare(self, variants: list[Variant]) -> None:  # noqa: B027 (optional hook)
+        """Check and clear what the run needs before anything is measured (nothing by default)."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release what the run left behind, also after a failure (nothing by default)."""
+
     def describe(self) -> dict[str, Any]:
         return {"runner": self.name}
 

@@ -90,6 +90,7 @@ def compose_project(suffix: str, images: dict[str, str]) -> Iterator[dict[str, V
     ports = {variant: free_port() for variant in SERVING_VARIANTS}
     environment = {
         "COMPOSE_PROJECT_NAME": f"{PROJECT_NAME}-{suffix}",
+        "BENCH_COMPOSE_PROJECT": f"{PROJECT_NAME}-{suffix}",  # the compose runner's project
         "TORCH_PORT": str(ports["torch"]),
         "ONNX_PORT": str(ports["onnx"]),
         "TORCH_IMAGE": images["torch"],

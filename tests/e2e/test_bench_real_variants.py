@@ -62,7 +62,7 @@ def test_short_compare_of_the_real_variants(tmp_path: Path) -> None:
         assert rows["ceiling.rps"][variant]["median"] > 1
         assert rows["ceiling.stage.inference"][variant]["median"] > 0
         assert rows["ceiling.peak_rss_mb"][variant]["median"] > 50
-        assert 5 < rows["efficiency"][variant]["median"] < 200
+        assert rows["efficiency"][variant]["median"] > 5  # above 100 it is flagged, see the unit tests
         assert rows["open.rps"][variant]["median"] > 0
         assert rows["open.p50"][variant]["median"] <= rows["open.p99"][variant]["median"]
     closure = rows["footprint.closure_mb"]

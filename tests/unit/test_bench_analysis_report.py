@@ -70,7 +70,14 @@ def run_dir(tmp_path: Path) -> RunDir:
 def test_serving_efficiency_pairs_each_repeats_best_http_throughput_with_its_ceiling(run_dir: RunDir) -> None:
     cell = build_table(run_dir.root).row("efficiency").cells["py"]
     assert sorted(cell.values) == pytest.approx([100 * 30 / 40, 100 * 40 / 50])  # 75% and 80%
-    assert cell.median == pytest.approx(77.5)
+    assert cell.median == pytest.approx(77.5) and cell.flag is None
+
+
+def test_an_http_throughput_above_the_ceiling_is_flagged(run_dir: RunDir) -> None:
+    write_json(run_dir.ceiling_dir("py", 0) / "ceiling.json", _ceiling(20.0))  # HTTP did 30 req/s
+    table = build_table(run_dir.root)
+    assert "unstable ceiling" in (table.row("efficiency").cells["py"].flag or "")
+    assert any("unstable ceiling" in flag for flag in table.flags)
 
 
 def test_an_external_variant_has_no_ceiling_and_says_why(run_dir: RunDir) -> None:

@@ -2,7 +2,9 @@
 
 import math
 
-from bench.analysis.stability import Window, assess, windows_of, within
+import pytest
+
+from bench.analysis.stability import MIN_WINDOW_REQUESTS, Window, assess, window_plan, windows_of, within
 
 
 def _windows(throughputs: list[float], p99s: list[float]) -> list[Window]:
@@ -49,3 +51,17 @@ def test_windows_count_completions_and_p99_by_scheduled_time() -> None:
 def test_failures_count_for_neither_throughput_nor_p99() -> None:
     windows = windows_of([0.1, 0.2, 0.3], [10.0, 9000.0, 10.0], [True, False, True], 0.0, 1.0, 1.0)
     assert windows[0].throughput == 2.0 and windows[0].p99_ms < 11.0
+
+
+def test_a_run_planned_for_three_windows_gets_three_despite_float_rounding() -> None:
+    duration, window = window_plan(rate=7.08, duration_s=12.0)
+    assert duration == pytest.approx(3 * window) and window * 7.08 >= MIN_WINDOW_REQUESTS
+    scheduled = [i / 7.08 for i in range(int(duration * 7.08))]
+    windows = windows_of(scheduled, [10.0] * len(scheduled), [True] * len(scheduled), 0.0, duration, window)
+    assert len(windows) == 3
+
+
+def test_window_plan_keeps_short_windows_at_high_rates_and_caps_the_stretch() -> None:
+    assert window_plan(rate=100.0, duration_s=10.0) == (10.0, 2.0)
+    duration, _ = window_plan(rate=0.5, duration_s=10.0)
+    assert duration == 40.0
