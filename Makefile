@@ -19,7 +19,8 @@ VENV_STAMP := $(VENV)/.installed
 ARTIFACTS_STAMP := $(ARTIFACTS_DIR)/manifest.json
 MODEL_CHECKPOINT := model_zoo/default/mobilenet_v3_small_digits.pt
 MODEL_SOURCES := $(wildcard model_zoo/*.py)
-TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py)
+TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py) serving_core/cpu.py
+CPU_STAMP := build/.cpu-fingerprint
 
 .PHONY: help setup model images artifacts compare report serve-torch serve-onnx docker-images test test-fast lint format clean
 
@@ -48,7 +49,17 @@ model: $(VENV_STAMP)
 images: $(VENV_STAMP)
 	$(PY) images/make_payloads.py
 
-$(ARTIFACTS_STAMP): $(VENV_STAMP) $(MODEL_CHECKPOINT) $(MODEL_SOURCES) $(TRANSFORM_SOURCES)
+# The served ONNX artifact is optimized for this CPU: the stamp changes (and the artifacts rebuild) only when the
+# machine's CPU fingerprint does.
+$(CPU_STAMP): $(VENV_STAMP) FORCE
+	@mkdir -p $(@D)
+	@$(PY) -c 'import json, serving_core.cpu as c; print(json.dumps(c.cpu_fingerprint()))' >$@.new
+	@cmp -s $@.new $@ && rm -f $@.new || mv -f $@.new $@
+
+.PHONY: FORCE
+FORCE:
+
+$(ARTIFACTS_STAMP): $(VENV_STAMP) $(MODEL_CHECKPOINT) $(MODEL_SOURCES) $(TRANSFORM_SOURCES) $(CPU_STAMP)
 	$(PY) -m onnx_graph_transform build --out $(ARTIFACTS_DIR) --quantize
 
 artifacts: $(ARTIFACTS_STAMP)

@@ -34,8 +34,8 @@ COMMON_INPUTS=(requirements docker/install-venv.sh docker/healthcheck.py wheelho
 inputs_of() {
   case "$1" in
   torch) echo "${COMMON_INPUTS[@]}" torch_serving model_zoo ;;
-  onnx) echo "${COMMON_INPUTS[@]}" onnx_serving build/artifacts/fused.optimized.onnx build/artifacts/model.card.json \
-    build/artifacts/manifest.json ;;
+  onnx) echo "${COMMON_INPUTS[@]}" onnx_serving build/artifacts/fused.optimized.onnx build/artifacts/fused.portable.onnx \
+    build/artifacts/model.card.json build/artifacts/manifest.json ;;
   locust) echo requirements docker/install-venv.sh docker/locust.Dockerfile bench images wheelhouse/.inputs ;;
   esac
 }

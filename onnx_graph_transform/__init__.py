@@ -9,7 +9,8 @@ append softmax) -> ``optimize`` (ONNX Runtime offline graph optimization) -> ``q
 # Fixed artifact names (the serving side depends on them).
 CLASSIFIER_FILE = "classifier.onnx"
 FUSED_FILE = "fused.onnx"
-OPTIMIZED_FILE = "fused.optimized.onnx"
+OPTIMIZED_FILE = "fused.optimized.onnx"  # optimized for the build host's CPU (level ``all``): the served one
+PORTABLE_FILE = "fused.portable.onnx"  # no CPU-specific layout (level ``extended``): for other machines
 INT8_FILE = "fused.optimized.int8.onnx"
 CARD_FILE = "model.card.json"
 MANIFEST_FILE = "manifest.json"

@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     build_command.add_argument(
         "--quantize", action="store_true", help="also build and gate the int8 artifact"
     )
-    build_command.add_argument("--opt-level", choices=sorted(LEVELS), default=DEFAULT_LEVEL)
+    build_command.add_argument(
+        "--opt-level",
+        choices=sorted(LEVELS),
+        default=DEFAULT_LEVEL,
+        help=f"ORT level of the served artifact (default {DEFAULT_LEVEL}); the portable one: extended",
+    )
     summary_command = commands.add_parser(
         "summary", help="print the validation summary; exit 1 if fp32 failed"
     )

@@ -1,7 +1,10 @@
 """manifest.json: what was built, from what, with which tools, and what may be served.
 
-``serve`` is the part services read: the fp32 artifact is listed only if its parity gate passed, the int8
-artifact only if it was built and accepted. Everything else is provenance for people and reports.
+``serve`` and the per-artifact entries are the part services read: the fp32 and portable artifacts are listed
+only if their parity gates passed, the int8 artifact only if it was built and accepted. Each artifact
+records its ORT optimization ``level``, whether the saved graph is ``hardware_specific`` (holds NCHWc layout
+nodes) and the build host's ``cpu_fingerprint``: onnx_serving refuses a hardware-specific artifact on a CPU
+whose fingerprint differs. Everything else is provenance for people and reports.
 """
 
 from __future__ import annotations
@@ -21,17 +24,20 @@ from onnx_graph_transform import (
     INT8_FILE,
     MANIFEST_FILE,
     OPTIMIZED_FILE,
+    PORTABLE_FILE,
     PROBABILITIES_OUTPUT,
     VALIDATION_FILE,
 )
 from onnx_graph_transform.graph_info import describe_file
+from serving_core.cpu import cpu_fingerprint
 
 MANIFEST_FORMAT = 1
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy", "pillow")
 ROLES = {
     CLASSIFIER_FILE: "raw export: float NCHW input, logits output",
     FUSED_FILE: "preprocessing + classifier + softmax, not optimized",
-    OPTIMIZED_FILE: "the fp32 artifact to serve (load with graph optimizations disabled)",
+    OPTIMIZED_FILE: "the fp32 artifact to serve on the build host's CPU (load with optimizations disabled)",
+    PORTABLE_FILE: "the fp32 artifact for other CPUs: no hardware-specific layout, slower",
     INT8_FILE: "dynamically quantized int8 artifact (served only if accepted)",
 }
 
@@ -56,14 +62,31 @@ def build_manifest(
     step_seconds: dict[str, float],
 ) -> dict[str, object]:
     fp32_gate = validation["fp32"]["gate"]
+    portable_gate = validation["portable"]["gate"]
     int8 = validation.get("int8")
-    statuses = {OPTIMIZED_FILE: "accepted" if fp32_gate["passed"] else "rejected"}
+    statuses = {
+        OPTIMIZED_FILE: "accepted" if fp32_gate["passed"] else "rejected",
+        PORTABLE_FILE: "accepted" if portable_gate["passed"] else "rejected",
+    }
     if int8 is not None:
         statuses[INT8_FILE] = int8["gate"]["status"]
+    reports = {
+        OPTIMIZED_FILE: optimization,
+        PORTABLE_FILE: optimization.get("portable"),
+        INT8_FILE: optimization.get("int8"),
+    }
+    build_cpu = cpu_fingerprint()
     artifacts = {}
     for name, role in ROLES.items():
         if (out / name).exists():
-            artifacts[name] = {"role": role, **describe_file(out / name)}
+            report = reports.get(name) or {}
+            artifacts[name] = {
+                "role": role,
+                **describe_file(out / name),
+                "level": report.get("level"),  # None: not optimized by ORT
+                "hardware_specific": bool(report.get("hardware_specific", False)),
+                "cpu_fingerprint": build_cpu,
+            }
             if name in statuses:
                 artifacts[name]["status"] = statuses[name]
     return {
@@ -73,6 +96,7 @@ def build_manifest(
         "step_seconds": step_seconds,
         "serve": {
             "fp32": OPTIMIZED_FILE if statuses[OPTIMIZED_FILE] == "accepted" else None,
+            "portable": PORTABLE_FILE if statuses[PORTABLE_FILE] == "accepted" else None,
             "int8": INT8_FILE if statuses.get(INT8_FILE) == "accepted" else None,
         },
         "model": {
@@ -98,8 +122,10 @@ def build_manifest(
         "validation": {
             "report": VALIDATION_FILE,
             "fp32": fp32_gate,
+            "portable": portable_gate,
             "int8": int8["gate"] if int8 is not None else None,
         },
+        "build_host": {"cpu": build_cpu, "platform": platform.platform()},
         "versions": tool_versions(),
     }
 

@@ -24,6 +24,13 @@ def render_summary(manifest: dict, validation: dict) -> str:
         f"top-1 agreement {min(case['top1_agreement'] for case in fp32['synthetic']):.2%}, "
         f"max |dp| {worst_synthetic:.2e}",
     ]
+    portable = validation.get("portable")
+    if portable is not None:
+        lines.append(
+            f"portable {portable['artifact']}: {'PASSED' if portable['gate']['passed'] else 'FAILED'}: "
+            f"held-out top-1 agreement {portable['heldout']['top1_agreement']:.2%}, "
+            f"max |dp| over all cases {portable['gate']['max_abs_delta']:.2e}"
+        )
     int8 = validation.get("int8")
     if int8 is None:
         lines.append("int8: not built (use --quantize)")
@@ -42,7 +49,10 @@ def render_summary(manifest: dict, validation: dict) -> str:
     lines.append(f"nodes: fused {optimization['nodes_before']} -> optimized {optimization['nodes_after']}")
     for name, artifact in manifest["artifacts"].items():
         status = f" [{artifact['status']}]" if "status" in artifact else ""
-        lines.append(f"  {name:28s} {_mb(artifact['bytes']):>10s} {artifact['nodes']:4d} nodes{status}")
+        level = f" level {artifact['level']}" if artifact.get("level") else ""
+        specific = ", specific to this CPU" if artifact.get("hardware_specific") else ""
+        size = _mb(artifact["bytes"])
+        lines.append(f"  {name:28s} {size:>10s} {artifact['nodes']:4d} nodes{level}{specific}{status}")
     serve = manifest["serve"]
-    lines.append(f"serve: fp32={serve['fp32']} int8={serve['int8']}")
+    lines.append(f"serve: fp32={serve['fp32']} portable={serve.get('portable')} int8={serve['int8']}")
     return "\n".join(lines)

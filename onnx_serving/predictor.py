@@ -3,6 +3,10 @@
 Batching: images of the same height and width go into one ``session.run`` as one ``[N, H, W, 3]`` tensor; a
 batch of mixed sizes runs one call per distinct size (the fused graph resizes per call, so it cannot take
 ragged input), and the rows are put back in request order.
+
+CPU check: the default artifact is optimized at ORT's ``all`` level, whose NCHWc layout nodes are specific to
+the CPU that built it. When ``manifest.json`` marks the artifact hardware specific and this CPU's fingerprint
+(``serving_core.cpu``) differs from the recorded one, the load is refused; there is no silent fallback.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from model_zoo.card import sha256_of
+from serving_core.cpu import cpu_fingerprint, fingerprint_mismatch
 from serving_core.errors import ModelLoadError
 from serving_core.predictor import BatchOutput, LoadedModel, Predictor, card_or_error
 
@@ -26,22 +32,45 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 CARD_FILE = "model.card.json"
 MANIFEST_FILE = "manifest.json"
+PORTABLE_FILE = "fused.portable.onnx"
+NCHWC_DOMAIN = b"com.microsoft.nchwc"  # operator domain of ORT's CPU-specific layout nodes
 
 
-def _check_manifest(model_path: Path) -> str | None:
-    """Refuse an artifact the build's validation rejected; returns its recorded status, None without a
-    manifest.
-    """
+def _manifest_entry(model_path: Path) -> dict[str, Any] | None:
+    """The artifact's entry in the ``manifest.json`` beside it ({} if unlisted), None without a manifest."""
     manifest_path = model_path.with_name(MANIFEST_FILE)
     if not manifest_path.is_file():
         return None
-    entry = json.loads(manifest_path.read_text()).get("artifacts", {}).get(model_path.name, {})
-    status = entry.get("status")
+    return json.loads(manifest_path.read_text()).get("artifacts", {}).get(model_path.name, {})
+
+
+def _check_status(model_path: Path, entry: dict[str, Any] | None) -> None:
+    """Refuse an artifact the build's validation rejected."""
+    status = (entry or {}).get("status")
     if status is not None and status != "accepted":
         raise ModelLoadError(
             f"{model_path.name} is marked '{status}' in {MANIFEST_FILE}; refusing to serve it"
         )
-    return status
+
+
+def _check_cpu(model_path: Path, entry: dict[str, Any] | None) -> bool:
+    """Refuse a hardware-specific artifact this CPU may not run; returns whether it is hardware specific."""
+    if entry is None:
+        # No manifest to vouch for the CPU: look for the layout nodes themselves.
+        if NCHWC_DOMAIN not in model_path.read_bytes():
+            return False
+        reason = f"there is no {MANIFEST_FILE} recording the CPU it was optimized on"
+    elif not entry.get("hardware_specific"):
+        return False
+    else:
+        reason = fingerprint_mismatch(entry.get("cpu_fingerprint"), cpu_fingerprint())
+        if reason is None:
+            return True
+    raise ModelLoadError(
+        f"{model_path.name} holds ONNX Runtime layout optimizations specific to the CPU that built it, and "
+        f"{reason}. Serve the portable artifact instead (ONNX_MODEL=.../{PORTABLE_FILE}) or rebuild the "
+        "artifacts on this machine with `make artifacts`"
+    )
 
 
 def _check_interface(session: ort.InferenceSession, num_classes: int, model_name: str) -> None:
@@ -74,7 +103,9 @@ class OnnxPredictor(Predictor):
                 f"ONNX model {model_path.name} not found (set ONNX_MODEL or run `make artifacts`)"
             )
         card = card_or_error(self.settings.model_card or model_path.with_name(CARD_FILE))
-        status = _check_manifest(model_path)
+        entry = _manifest_entry(model_path)
+        _check_status(model_path, entry)
+        hardware_specific = _check_cpu(model_path, entry)
         options = ort.SessionOptions()
         # The graph was optimized offline when it was built; optimizing again at load only costs
         # start-up time.
@@ -82,6 +113,14 @@ class OnnxPredictor(Predictor):
         options.intra_op_num_threads = self.settings.threads
         options.inter_op_num_threads = self.settings.inter_op_threads
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Spinning pool threads steal the core from the decode threads: with THREADS=2 on one core, Pillow
+        # decode right after a run measured 2x slower with spinning on.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        # ORT's arena never returns its buffers to glibc, so glibc never raises its dynamic mmap/trim thresholds
+        # (torch's frees do) and re-faults Pillow's multi-MB decode buffers every request: ~5,000 page faults
+        # and 2.5x the decode time of photo_medium.jpg, for no measurable inference gain from the arena.
+        options.enable_cpu_mem_arena = False
         session = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
@@ -92,7 +131,9 @@ class OnnxPredictor(Predictor):
             artifact=model_path,
             artifact_sha256=sha256_of(model_path),
             extra={
-                "manifest_status": status,
+                "manifest_status": (entry or {}).get("status"),
+                "optimization_level": (entry or {}).get("level"),
+                "hardware_specific": hardware_specific,
                 "graph_optimization_level_at_load": "ORT_DISABLE_ALL",
                 "intra_op_threads": self.settings.threads,
                 "inter_op_threads": self.settings.inter_op_threads,

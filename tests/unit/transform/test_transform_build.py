@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
 
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -18,10 +20,13 @@ from onnx_graph_transform import (
     INT8_FILE,
     MANIFEST_FILE,
     OPTIMIZED_FILE,
+    PORTABLE_FILE,
     VALIDATION_FILE,
 )
 from onnx_graph_transform.__main__ import main
 from onnx_graph_transform.build import BuildRequest, _publish, build
+from onnx_graph_transform.optimize import NCHWC_DOMAIN
+from serving_core.cpu import cpu_fingerprint
 
 from .conftest import SMALL_SPEC, random_images
 
@@ -69,7 +74,13 @@ def test_build_writes_every_artifact_with_a_truthful_manifest(built, model_files
     checkpoint, card, _images = model_files
     assert code == 0
     manifest = json.loads((out / MANIFEST_FILE).read_text())
-    assert set(manifest["artifacts"]) == {CLASSIFIER_FILE, FUSED_FILE, OPTIMIZED_FILE, INT8_FILE}
+    assert set(manifest["artifacts"]) == {
+        CLASSIFIER_FILE,
+        FUSED_FILE,
+        OPTIMIZED_FILE,
+        PORTABLE_FILE,
+        INT8_FILE,
+    }
     for name, artifact in manifest["artifacts"].items():
         assert artifact["sha256"] == sha256_of(out / name)
         assert artifact["bytes"] == (out / name).stat().st_size
@@ -79,14 +90,41 @@ def test_build_writes_every_artifact_with_a_truthful_manifest(built, model_files
     assert manifest["artifacts"][OPTIMIZED_FILE]["outputs"] == ["probabilities"]
     assert sha256_of(out / CARD_FILE) == sha256_of(card) == manifest["model"]["card_sha256"]
     assert manifest["model"]["weights_sha256"] == sha256_of(checkpoint)
-    assert manifest["optimization"]["level"] == "extended"
-    assert manifest["optimization"]["int8"]["level"] == "extended"
+    assert manifest["optimization"]["level"] == "all"
+    assert manifest["optimization"]["portable"]["level"] == "extended"
+    assert manifest["optimization"]["int8"]["level"] == "all"
     assert {"torch", "onnx", "onnxruntime", "onnxscript"} <= set(manifest["versions"])
     assert manifest["build_seconds"] == manifest["step_seconds"]["total"] > 0
-    assert {"export", "fuse", "optimize", "validate_fp32", "quantize", "validate_int8"} < set(
-        manifest["step_seconds"]
-    )
+    assert {
+        "export",
+        "fuse",
+        "optimize",
+        "validate_fp32",
+        "validate_portable",
+        "quantize",
+        "validate_int8",
+    } < set(manifest["step_seconds"])
     assert not [path for path in out.parent.iterdir() if path.name.startswith(".")], "staging left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="NCHWc layout is x86-only")
+def test_manifest_marks_the_served_artifact_cpu_specific_and_the_portable_one_not(built) -> None:
+    _code, out = built
+    artifacts = json.loads((out / MANIFEST_FILE).read_text())["artifacts"]
+    served, portable = artifacts[OPTIMIZED_FILE], artifacts[PORTABLE_FILE]
+    assert (served["level"], served["hardware_specific"]) == ("all", True)
+    assert (portable["level"], portable["hardware_specific"]) == ("extended", False)
+    assert served["cpu_fingerprint"] == portable["cpu_fingerprint"] == cpu_fingerprint()
+    assert served["cpu_fingerprint"]["isa"], "the build host's ISA flags were not read"
+    # The flag is read from the graph: NCHWc nodes are in the served file and absent from the portable one.
+    assert any(op.startswith(f"{NCHWC_DOMAIN}.") for op in served["node_counts"])
+    assert not any(NCHWC_DOMAIN in op for op in portable["node_counts"])
+    assert {node.domain for node in onnx.load(out / OPTIMIZED_FILE).graph.node} >= {NCHWC_DOMAIN}
+    assert NCHWC_DOMAIN not in {node.domain for node in onnx.load(out / PORTABLE_FILE).graph.node}
+    # ConvInteger is not rewritten into NCHWc, so the int8 graph built at `all` runs on any CPU.
+    assert (artifacts[INT8_FILE]["level"], artifacts[INT8_FILE]["hardware_specific"]) == ("all", False)
+    assert artifacts[FUSED_FILE]["level"] is None and artifacts[FUSED_FILE]["hardware_specific"] is False
 
 
 @pytest.mark.slow
@@ -96,7 +134,11 @@ def test_build_validates_and_decides_what_is_served(built) -> None:
     validation = json.loads((out / VALIDATION_FILE).read_text())
     assert validation["fp32"]["heldout"]["images"] == 4
     assert validation["fp32"]["gate"]["passed"] is True
+    assert validation["portable"]["artifact"] == PORTABLE_FILE
+    assert validation["portable"]["heldout"]["images"] == 4
+    assert validation["portable"]["gate"]["passed"] is True
     assert manifest["serve"]["fp32"] == OPTIMIZED_FILE
+    assert manifest["serve"]["portable"] == PORTABLE_FILE
     int8_status = manifest["artifacts"][INT8_FILE]["status"]
     assert int8_status == validation["int8"]["gate"]["status"] in ("accepted", "rejected")
     assert manifest["serve"]["int8"] == (INT8_FILE if int8_status == "accepted" else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import onnx
 import pytest
@@ -9,11 +11,13 @@ import pytest
 from onnx_graph_transform import IMAGE_INPUT
 from onnx_graph_transform.fuse import fuse_preprocessing
 from onnx_graph_transform.graph_info import node_counts
-from onnx_graph_transform.optimize import optimize_offline, serving_session
+from onnx_graph_transform.optimize import NCHWC_DOMAIN, optimize_offline, serving_session
 from onnx_graph_transform.quantize import INTEGER_OPS, quantize_classifier
 from onnx_graph_transform.validate import LabelledImages, int8_verdict, run_artifact, validate_int8
 
 from .conftest import SMALL_SPEC, random_images, session
+
+X86_64 = ("x86_64", "amd64")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def int8_path(tmp_path_factory, tiny_resnet_onnx):
     return directory / "fused.optimized.int8.onnx"
 
 
-@pytest.mark.parametrize("level", ["basic", "extended"])
+@pytest.mark.parametrize("level", ["basic", "extended", "all"])
 def test_optimized_graph_gives_the_same_probabilities(tmp_path, fused_path, level) -> None:
     report = optimize_offline(fused_path, tmp_path / "optimized.onnx", level)
     assert report["level"] == level
@@ -55,9 +59,20 @@ def test_extended_level_writes_no_hardware_specific_layout(tmp_path, fused_path)
     report = optimize_offline(fused_path, tmp_path / "optimized.onnx", "extended")
     after = report["node_counts_after"]
     assert not any("nchwc" in op for op in after)
+    assert report["hardware_specific"] is False and report["nchwc_nodes"] == 0
     # Conv + Relu pairs become FusedConv, so the graph shrinks (basic alone may add a node).
     assert after.get("com.microsoft.FusedConv", 0) >= 1
     assert report["nodes_after"] < report["nodes_before"]
+
+
+@pytest.mark.skipif(platform.machine().lower() not in X86_64, reason="ORT's NCHWc layout is x86-only")
+def test_all_level_writes_the_cpu_specific_nchwc_layout(tmp_path, fused_path) -> None:
+    report = optimize_offline(fused_path, tmp_path / "optimized.onnx", "all")
+    saved = onnx.load(tmp_path / "optimized.onnx")
+    nchwc = [node for node in saved.graph.node if node.domain == NCHWC_DOMAIN]
+    assert {node.op_type for node in nchwc} >= {"Conv", "ReorderOutput"}
+    assert report["nchwc_nodes"] == len(nchwc)
+    assert report["hardware_specific"] is True
 
 
 def test_quantized_artifact_uses_integer_operators_and_keeps_float_preprocessing(int8_path) -> None:
