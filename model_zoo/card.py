@@ -1,7 +1,7 @@
 """The model card: everything a service needs to know about a checkpoint besides its weights.
 
-A card travels with every checkpoint as ``<checkpoint>.card.json``. It is plain JSON validated by pydantic, so the
-services (including the torch-free ONNX one) can read it without importing torch.
+A card travels with every checkpoint as ``<checkpoint>.card.json``. It is plain JSON validated by pydantic, so
+the services (including the torch-free ONNX one) can read it without importing torch.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ModelCard(BaseModel):
     num_classes: int = Field(gt=1)
     labels: list[str]
     preprocessing: Preprocessing
-    training: dict[str, object] = Field(default_factory=dict, description="data set, split, seed, epochs, ...")
+    training: dict[str, object] = Field(default_factory=dict, description="data set, split, seed, epochs")
     metrics: dict[str, float] = Field(default_factory=dict, description="held-out figures, e.g. heldout_top1")
     versions: dict[str, str] = Field(default_factory=dict, description="library versions used to train")
     weights_file: str = Field(description="checkpoint file name, relative to the card")

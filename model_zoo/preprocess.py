@@ -1,15 +1,15 @@
 """The reference preprocessing every variant must reproduce.
 
-Images arrive decoded as uint8 arrays of shape (H, W, 3), RGB, of any size. The pipeline is the one torchvision's
-classification presets use, computed in float so it can serve as a tight parity reference:
+Images arrive decoded as uint8 arrays of shape (H, W, 3), RGB, of any size. The pipeline is the one
+torchvision's classification presets use, computed in float so it can serve as a tight parity reference:
 
 1. resize so the shorter side equals ``resize_size`` (the longer side is truncated, as torchvision does),
    bilinear with antialiasing;
 2. centre crop to ``crop_size`` (offsets rounded half to even, as Python's ``round`` does);
 3. scale to [0, 1] and normalize with the card's mean and std.
 
-The ONNX graph built by ``onnx_graph_transform.fuse`` implements the same steps in ONNX operators, and the validation
-step compares the two on every held-out image.
+The ONNX graph built by ``onnx_graph_transform.fuse`` implements the same steps in ONNX operators, and the
+validation step compares the two on every held-out image.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from model_zoo.card import Preprocessing
 
 
 def resized_shape(height: int, width: int, resize_size: int) -> tuple[int, int]:
-    """Shape after the shorter side is resized to ``resize_size`` (torchvision's rule, longer side truncated)."""
+    """Shape once the shorter side is resized to ``resize_size`` (longer side truncated, as torchvision)."""
     if height <= 0 or width <= 0:
         raise ValueError(f"image has an empty side: {height}x{width}")
     if width <= height:
@@ -33,8 +33,8 @@ def resized_shape(height: int, width: int, resize_size: int) -> tuple[int, int]:
 
 
 def crop_offsets(height: int, width: int, crop_size: int) -> tuple[int, int]:
-    """Top and left offsets of the centre crop (round half to even, like torchvision's ``int(round(...))``)."""
-    return int(round((height - crop_size) / 2.0)), int(round((width - crop_size) / 2.0))
+    """Top and left offsets of the centre crop, rounded half to even like torchvision's ``round``."""
+    return round((height - crop_size) / 2.0), round((width - crop_size) / 2.0)
 
 
 def preprocess_image(image: np.ndarray | torch.Tensor, spec: Preprocessing) -> torch.Tensor:

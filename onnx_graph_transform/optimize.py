@@ -14,6 +14,7 @@ graph's ConvInteger nodes are not rewritten, so its ``all`` build is byte-identi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +40,28 @@ def nchwc_node_count(counts: dict[str, int]) -> int:
     return sum(count for op, count in counts.items() if op.startswith(f"{NCHWC_DOMAIN}."))
 
 
+def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node of ``graph``, including those of subgraphs (If/Loop/Scan bodies)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                yield from _nodes(subgraph)
+
+
+def prune_unused_opsets(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the opset imports no node uses. ORT's saved model imports every domain it knows (nchwc among
+    them), so only after pruning does importing ``com.microsoft.nchwc`` mean the graph has layout nodes.
+    """
+    used = {node.domain for node in _nodes(model.graph)}
+    used |= {node.domain for function in model.functions for node in function.node}
+    used |= {function.domain for function in model.functions}
+    kept = [entry for entry in model.opset_import if entry.domain in used or entry.domain in ("", "ai.onnx")]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    return model
+
+
 def optimize_offline(
     source: str | Path, destination: str | Path, level: OptimizationLevel = DEFAULT_LEVEL
 ) -> dict[str, object]:
@@ -50,8 +73,10 @@ def optimize_offline(
         # ORT's "may contain hardware specific optimizations" warning is expected: the manifest records it.
         options.log_severity_level = ORT_LOG_ERROR
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    optimized = prune_unused_opsets(onnx.load(str(destination)))
+    onnx.save(optimized, str(destination))
     before = node_counts(onnx.load(str(source)))
-    after = node_counts(onnx.load(str(destination)))
+    after = node_counts(optimized)
     nchwc_nodes = nchwc_node_count(after)
     return {
         "level": level,

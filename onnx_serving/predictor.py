@@ -56,7 +56,8 @@ def _check_status(model_path: Path, entry: dict[str, Any] | None) -> None:
 def _check_cpu(model_path: Path, entry: dict[str, Any] | None) -> bool:
     """Refuse a hardware-specific artifact this CPU may not run; returns whether it is hardware specific."""
     if entry is None:
-        # No manifest to vouch for the CPU: look for the layout nodes themselves.
+        # No manifest to vouch for the CPU: look for the layout domain in the file. The build drops unused
+        # opset imports; a raw ORT save imports the domain regardless and is refused, on the safe side.
         if NCHWC_DOMAIN not in model_path.read_bytes():
             return False
         reason = f"there is no {MANIFEST_FILE} recording the CPU it was optimized on"
@@ -114,12 +115,12 @@ class OnnxPredictor(Predictor):
         options.inter_op_num_threads = self.settings.inter_op_threads
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # Spinning pool threads steal the core from the decode threads: with THREADS=2 on one core, Pillow
-        # decode right after a run measured 2x slower with spinning on.
+        # decode right after a run measured 2x slower with spinning on (and the run itself slower too).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        # ORT's arena never returns its buffers to glibc, so glibc never raises its dynamic mmap/trim thresholds
-        # (torch's frees do) and re-faults Pillow's multi-MB decode buffers every request: ~5,000 page faults
-        # and 2.5x the decode time of photo_medium.jpg, for no measurable inference gain from the arena.
+        # ORT's arena never returns its buffers to glibc, so glibc never raises its dynamic mmap/trim
+        # thresholds (torch's frees do) and re-faults Pillow's multi-MB decode buffers every request: ~5,000
+        # page faults and 2.5x the decode time of photo_medium.jpg, for at most 3% faster inference.
         options.enable_cpu_mem_arena = False
         session = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -135,6 +136,8 @@ class OnnxPredictor(Predictor):
                 "optimization_level": (entry or {}).get("level"),
                 "hardware_specific": hardware_specific,
                 "graph_optimization_level_at_load": "ORT_DISABLE_ALL",
+                "cpu_memory_arena": False,
+                "thread_spinning": False,
                 "intra_op_threads": self.settings.threads,
                 "inter_op_threads": self.settings.inter_op_threads,
                 "providers": session.get_providers(),

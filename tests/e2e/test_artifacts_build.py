@@ -11,7 +11,13 @@ import pytest
 
 from model_zoo.card import sha256_of
 from model_zoo.checkpoint import DEFAULT_CARD, DEFAULT_CHECKPOINT
-from onnx_graph_transform import INT8_FILE, MANIFEST_FILE, OPTIMIZED_FILE, VALIDATION_FILE
+from onnx_graph_transform import (
+    INT8_FILE,
+    MANIFEST_FILE,
+    OPTIMIZED_FILE,
+    PORTABLE_FILE,
+    VALIDATION_FILE,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELDOUT_IMAGES = REPO_ROOT / "images" / "digits"
@@ -46,6 +52,11 @@ def test_default_checkpoint_passes_the_fp32_parity_gate_on_every_heldout_image(r
     assert fp32["heldout"]["max_abs_delta"] <= 1e-4
     assert all(case["max_abs_delta"] <= 1e-4 for case in fp32["synthetic"])
     assert fp32["gate"]["passed"] is True
+    # The portable (CPU-independent) artifact faces the same gate.
+    portable = validation["portable"]
+    assert portable["heldout"]["images"] == expected_images
+    assert portable["heldout"]["top1_agreement"] == 1.0
+    assert portable["gate"]["max_abs_delta"] <= 1e-4 and portable["gate"]["passed"] is True
     # The artifact is as accurate as the torch model it came from, which met the project's 95% bar.
     assert fp32["heldout"]["candidate_accuracy"] == fp32["heldout"]["reference_accuracy"] >= 0.95
 
@@ -58,6 +69,7 @@ def test_manifest_matches_the_files_and_the_committed_model(real_build: Path) ->
     assert manifest["model"]["weights_sha256"] == sha256_of(DEFAULT_CHECKPOINT)
     assert manifest["model"]["card_sha256"] == sha256_of(DEFAULT_CARD)
     assert manifest["serve"]["fp32"] == OPTIMIZED_FILE
+    assert manifest["serve"]["portable"] == PORTABLE_FILE
     status = manifest["artifacts"][INT8_FILE]["status"]
     assert manifest["serve"]["int8"] == (INT8_FILE if status == "accepted" else None)
 
@@ -67,4 +79,5 @@ def test_summary_command_prints_the_verdicts(real_build: Path) -> None:
     result = _cli("summary", "--out", str(real_build))
     assert result.returncode == 0, result.stderr
     assert "fp32 fused.optimized.onnx: PASSED" in result.stdout
+    assert "portable fused.portable.onnx: PASSED" in result.stdout
     assert "int8 fused.optimized.int8.onnx:" in result.stdout

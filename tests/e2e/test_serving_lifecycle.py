@@ -40,6 +40,8 @@ def test_not_ready_until_loaded_then_reload_recovers(
 
     shutil.copy(source, target)
     shutil.copy(source.with_name("model.card.json"), target.with_name("model.card.json"))
+    # The default graph is specific to the build host's CPU: without its manifest it would be refused.
+    shutil.copy(source.with_name("manifest.json"), target.with_name("manifest.json"))
     auth = {"authorization": f"Bearer {service.admin_token}"}
     assert httpx.post(f"{service.base_url}/admin/reload", headers=auth, timeout=120).status_code == 200
     wait_ready(service)

@@ -60,6 +60,9 @@ def test_extended_level_writes_no_hardware_specific_layout(tmp_path, fused_path)
     after = report["node_counts_after"]
     assert not any("nchwc" in op for op in after)
     assert report["hardware_specific"] is False and report["nchwc_nodes"] == 0
+    # ORT imports every domain it knows when saving; the unused ones (nchwc among them) are pruned.
+    imported = {entry.domain for entry in onnx.load(tmp_path / "optimized.onnx").opset_import}
+    assert imported == {"", "com.microsoft"}
     # Conv + Relu pairs become FusedConv, so the graph shrinks (basic alone may add a node).
     assert after.get("com.microsoft.FusedConv", 0) >= 1
     assert report["nodes_after"] < report["nodes_before"]
@@ -73,6 +76,7 @@ def test_all_level_writes_the_cpu_specific_nchwc_layout(tmp_path, fused_path) ->
     assert {node.op_type for node in nchwc} >= {"Conv", "ReorderOutput"}
     assert report["nchwc_nodes"] == len(nchwc)
     assert report["hardware_specific"] is True
+    assert NCHWC_DOMAIN in {entry.domain for entry in saved.opset_import}
 
 
 def test_quantized_artifact_uses_integer_operators_and_keeps_float_preprocessing(int8_path) -> None:
