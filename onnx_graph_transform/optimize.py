@@ -22,6 +22,7 @@ import onnx
 import onnxruntime as ort
 
 from onnx_graph_transform.graph_info import node_counts
+from onnx_serving.session import open_session
 
 OptimizationLevel = Literal["basic", "extended", "all"]
 DEFAULT_LEVEL: OptimizationLevel = "all"
@@ -92,9 +93,5 @@ def optimize_offline(
 
 
 def serving_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """How a pre-optimized artifact is meant to be loaded: no further graph optimization, CPU provider."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The artifact opened exactly as onnx_serving opens it (no further graph optimization, CPU provider)."""
+    return open_session(path, threads)

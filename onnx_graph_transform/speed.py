@@ -36,7 +36,7 @@ def speed_inputs(photo: Path | None = DEFAULT_PHOTO, seed: int = 0) -> dict[str,
     inputs = {}
     if photo is not None and photo.is_file():
         with Image.open(photo) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = np.array(image.convert("RGB"))
         inputs[f"{photo.name} {pixels.shape[1]}x{pixels.shape[0]}"] = pixels
     inputs["640x480"] = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     inputs["224x224"] = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)

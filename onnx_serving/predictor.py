@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from model_zoo.card import sha256_of
+from onnx_serving.session import open_session
 from serving_core.cpu import cpu_fingerprint, fingerprint_mismatch
 from serving_core.errors import ModelLoadError
 from serving_core.predictor import BatchOutput, LoadedModel, Predictor, card_or_error
@@ -107,24 +108,7 @@ class OnnxPredictor(Predictor):
         entry = _manifest_entry(model_path)
         _check_status(model_path, entry)
         hardware_specific = _check_cpu(model_path, entry)
-        options = ort.SessionOptions()
-        # The graph was optimized offline when it was built; optimizing again at load only costs
-        # start-up time.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.intra_op_num_threads = self.settings.threads
-        options.inter_op_num_threads = self.settings.inter_op_threads
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Spinning pool threads steal the core from the decode threads: with THREADS=2 on one core, Pillow
-        # decode right after a run measured 2x slower with spinning on (and the run itself slower too).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        # ORT's arena never returns its buffers to glibc, so glibc never raises its dynamic mmap/trim
-        # thresholds (torch's frees do) and re-faults Pillow's multi-MB decode buffers every request: ~5,000
-        # page faults and 2.5x the decode time of photo_medium.jpg, for at most 3% faster inference.
-        options.enable_cpu_mem_arena = False
-        session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        session = open_session(model_path, self.settings.threads, self.settings.inter_op_threads)
         _check_interface(session, card.num_classes, model_path.name)
         self._session = session
         return LoadedModel(

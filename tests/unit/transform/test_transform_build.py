@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from model_zoo.card import ModelCard, sha256_of
-from model_zoo.checkpoint import CheckpointError
+from model_zoo.checkpoint import CheckpointError, load_classifier
 from model_zoo.mobilenet_v3 import mobilenet_v3_small
 from onnx_graph_transform import (
     CARD_FILE,
@@ -26,6 +26,7 @@ from onnx_graph_transform import (
 from onnx_graph_transform.__main__ import main
 from onnx_graph_transform.build import BuildRequest, _publish, build
 from onnx_graph_transform.optimize import NCHWC_DOMAIN
+from onnx_graph_transform.speed import TORCH_VARIANT, measure_speed, render_speed, speed_inputs
 from serving_core.cpu import cpu_fingerprint
 
 from .conftest import SMALL_SPEC, random_images
@@ -183,3 +184,25 @@ def test_publish_replaces_the_previous_build_whole(tmp_path) -> None:
     assert sorted(path.name for path in out.iterdir()) == [MANIFEST_FILE]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["artifacts"]
     assert (out / MANIFEST_FILE).read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_speed_times_both_artifacts_and_torch_after_checking_their_outputs(built, model_files) -> None:
+    _code, out = built
+    checkpoint, card_path, _images = model_files
+    model, card = load_classifier(checkpoint, card_path)
+    inputs = speed_inputs(photo=None)
+    medians = measure_speed(out, model, card.preprocessing, inputs, runs=2)
+    assert set(medians) == {"640x480", "224x224"}
+    for by_variant in medians.values():
+        assert list(by_variant) == [
+            f"{OPTIMIZED_FILE} (served)",
+            f"{PORTABLE_FILE} (portable)",
+            TORCH_VARIANT,
+        ]
+        assert all(ms > 0 for ms in by_variant.values())
+    assert "224x224" in render_speed(medians, runs=2)
+    with torch.no_grad():  # a different model: the artifacts no longer match it
+        model.classifier[-1].bias.add_(torch.arange(10.0))
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        measure_speed(out, model, card.preprocessing, inputs, runs=1)
