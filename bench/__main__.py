@@ -2,8 +2,8 @@
 
 python -m bench compare [--profile quick|full] [--runner auto|local|compose] [--variants torch,onnx]
                         [--variants-file extra.toml ...] [--levels 1,8] [--duration 10] ...
-python -m bench compare --profile full   # = make compare PROFILE=full: adds SLO search, sweep, profiler
-python -m bench compare --slo-search --sweep --profiler   # the full profile's analyses on quick's load
+python -m bench compare --profile full   # = make compare PROFILE=full: adds SLO search, in-process analyses
+python -m bench compare --slo-search --sweep --profiler --jpeg-draft   # full's analyses, quick's load
 python -m bench report results/latest
 python -m bench variants    # the registry: built-in + BENCH_VARIANTS_FILES + --variants-file
 """
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("slo-search", "search max RPS under the SLO"),
         ("sweep", "batch x image size sweep"),
         ("profiler", "top-operator profile"),
+        ("jpeg-draft", "accuracy and decode effect of the JPEG_DRAFT shortcut"),
     ):
         analyses.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=help_text)
     analyses.add_argument("--slo-ms", type=float, help="the p99 SLO in ms (default 100)")
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 slo_search=args.slo_search,
                 sweep=args.sweep,
                 profiler=args.profiler,
+                jpeg_draft=args.jpeg_draft,
                 slo_ms=args.slo_ms,
                 slo_probes=args.slo_probes,
                 slo_probe_s=args.slo_probe_duration,

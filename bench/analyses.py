@@ -12,9 +12,10 @@ from typing import Any
 
 from bench.analysis.slo_search import ProbeResult, SearchResult, search_max_rate, stable_probe
 from bench.analysis.stability import window_plan
+from bench.collectors.accuracy import DEFAULT_MANIFEST
 from bench.inprocess.launch import run_inprocess, unavailable_reason
 from bench.load.driver import LoadSpec, run_level
-from bench.payloads import Payload
+from bench.payloads import IMAGES_DIR, Payload
 from bench.profiles import Profile
 from bench.registry import Variant
 from bench.results import RunDir, read_json, write_json
@@ -122,7 +123,8 @@ def run_inprocess_jobs(
     cores: list[int] | None,
     advance: Callable[[str], None],
 ) -> None:
-    """Ceiling once per repeat (a fresh process each), then the sweep and the profile if the profile asks."""
+    """Ceiling once per repeat (a fresh process each), then the sweep, the profile and the JPEG draft
+    measurement if the profile asks."""
     if unavailable_reason(variant) is not None:
         for repeat in range(profile.repeats):
             run_inprocess("ceiling", variant, payload, run_dir.ceiling_dir(variant.name, repeat), cores)
@@ -141,6 +143,10 @@ def run_inprocess_jobs(
     if profile.profiler:
         run_inprocess("profile", variant, payload, run_dir.analysis_dir(variant.name), cores, {"calls": 20})
         advance(f"{variant.name}: operator profile")
+    if profile.jpeg_draft:
+        params = {"manifest": str(DEFAULT_MANIFEST), "photos_dir": str(IMAGES_DIR)}
+        run_inprocess("jpeg_draft", variant, payload, run_dir.analysis_dir(variant.name), cores, params)
+        advance(f"{variant.name}: JPEG draft effect")
 
 
 def run_service_analyses(
@@ -178,5 +184,5 @@ def analysis_steps(profile: Profile, in_process: bool) -> int:
     """Progress steps one variant adds (for the progress bar's total)."""
     steps = profile.open_runs + int(profile.slo_search)
     if in_process:
-        steps += profile.repeats + int(profile.sweep) + int(profile.profiler)
+        steps += profile.repeats + int(profile.sweep) + int(profile.profiler) + int(profile.jpeg_draft)
     return steps

@@ -45,6 +45,7 @@ class Profile:
     # Deeper in-process analyses.
     sweep: bool = False
     profiler: bool = False
+    jpeg_draft: bool = False  # JPEG_DRAFT's accuracy and decode effect (about 20-30 s per variant)
 
     def with_overrides(self, **overrides: Any) -> Profile:
         return replace(self, **{key: value for key, value in overrides.items() if value is not None})
@@ -83,6 +84,7 @@ PROFILES: dict[str, Profile] = {
         slo_search=True,
         sweep=True,
         profiler=True,
+        jpeg_draft=True,
     ),
 }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 import warnings
 from dataclasses import dataclass
 from typing import TypeVar
@@ -165,10 +164,12 @@ def _check_batch_size(count: int, max_items: int) -> None:
 
 
 def _draft_size(width: int, height: int, min_side: int) -> tuple[int, int] | None:
-    scale = min_side / min(width, height)
-    if scale >= 1:
+    """The size to ask Pillow's ``draft`` for. It picks the largest 1/2^k reduction keeping BOTH sides >= the
+    request, so only the shorter side is bounded: a longer side scaled and rounded up (e.g. 1030 -> 258 for a
+    1024-px short side) would force 1/2 where 1/4 still keeps the shorter side >= min_side."""
+    if min(width, height) <= min_side:
         return None
-    return math.ceil(width * scale), math.ceil(height * scale)
+    return min_side, min_side
 
 
 def decode_image(data: bytes, limits: DecodeLimits) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.inprocess.ceiling import run_ceiling
+from bench.inprocess.jpeg_draft import run_jpeg_draft
 from bench.inprocess.profiler import profile_predictor
 from bench.inprocess.sweep import resized_photo, run_sweep
 from bench.inprocess.target import build_serving
@@ -37,6 +38,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         photo = payload.source.read_bytes()
         with_size = resized_photo(photo, *params.get("image_size", (480, 640)))
         result = profile_predictor(predictor, with_size, params.get("calls", 20), Path(job["out_dir"]))
+    elif kind == "jpeg_draft":
+        result = run_jpeg_draft(predictor, serving, **params)
     else:
         raise ValueError(f"unknown in-process job {kind!r}")
     return {

@@ -32,7 +32,7 @@ def run_inprocess(
     cores: list[int] | None,
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one job (ceiling | sweep | profile) for the variant; writes ``<out_dir>/<kind>.json``."""
+    """Run one job (ceiling, sweep, profile, jpeg_draft) for the variant; writes ``<out_dir>/<kind>.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result_file = out_dir / f"{kind}.json"
     reason = unavailable_reason(variant)

@@ -172,6 +172,80 @@ def slo_section(raw: RawRun) -> list[Row]:
     return _rows(raw, section, specs, cell, "one search")
 
 
+JPEG_DRAFT_DIGIT_ROWS: list[tuple[str, str, str, str | None]] = [
+    ("jpeg_draft.top1_off", "digits top-1, draft off", "%", "higher"),
+    ("jpeg_draft.top1_on", "digits top-1, draft on", "%", "higher"),
+    ("jpeg_draft.accuracy_delta", "JPEG draft: top-1 change (on - off)", "pp", None),
+    ("jpeg_draft.agreement", "top-1 agreement, draft on vs off", "%", None),
+    ("jpeg_draft.max_delta_p", "max |delta p| on vs off (any image, any class)", "", None),
+    ("jpeg_draft.decode_off", "digits decode p50, draft off", "ms", "lower"),
+    ("jpeg_draft.decode_on", "digits decode p50, draft on", "ms", "lower"),
+    ("jpeg_draft.speedup", "JPEG draft: digits decode speed-up (off / on)", "x", None),
+]
+
+
+def _jpeg_draft_digit_value(result: dict[str, Any], key: str) -> float:
+    digits = result["digits"]
+    name = key.removeprefix("jpeg_draft.")
+    if name == "accuracy_delta":
+        return 100.0 * (digits["top1_on"] - digits["top1_off"])
+    if name == "speedup":
+        return digits["decode_ms_off"] / digits["decode_ms_on"]
+    if name == "max_delta_p":
+        return digits["max_abs_delta_p"]
+    if name.startswith("decode_"):
+        return digits[f"decode_ms_{name.removeprefix('decode_')}"]
+    return 100.0 * digits["top1_agreement" if name == "agreement" else name]
+
+
+def _photo_label(photo: dict[str, Any]) -> str:
+    size_off, size_on = ("x".join(map(str, photo[f"size_{mode}"])) for mode in ("off", "on"))
+    shrink = f"{size_off} -> {size_on}" if size_off != size_on else f"{size_off}, draft not applied"
+    return f"{photo['file']} ({shrink})"
+
+
+def jpeg_draft_section(raw: RawRun) -> list[Row]:
+    results = {v: data.analysis(raw, v, "jpeg_draft") for v in raw.variants}
+    measured = {v: r for v, r in results.items() if r is not None and not is_not_measured(r)}
+    if not measured:
+        return []
+    first = next(iter(measured.values()))
+    digits = first["digits"]
+    section = (
+        f"JPEG_DRAFT (opt-in decode shortcut), in process: {digits['images']} held-out digits upscaled to a"
+        f" {digits['short_side']} px shorter side, JPEG quality {digits['quality']}, each decoded with the"
+        f" draft off and on (DCT-scaled to a shorter side >= {first['draft_min_side']} px) and predicted"
+    )
+
+    def missing(variant: str) -> Cell:
+        return Cell(text=raw.missing_reason(variant, results[variant]))
+
+    def digit_cell(variant: str, key: str) -> Cell:
+        if variant not in measured:
+            return missing(variant)
+        return Cell(values=[_jpeg_draft_digit_value(measured[variant], key)])
+
+    rows = _rows(raw, section, JPEG_DRAFT_DIGIT_ROWS, digit_cell, "one pass over the digits")
+    for photo in first["photos"]:
+        for field, stage in (("decode", "decode"), ("total", "decode + predict")):
+            for mode in ("off", "on"):
+                name = f"{field}_{mode}_ms"
+                cells = {
+                    v: _photo_cell(measured[v], photo["file"], name) if v in measured else missing(v)
+                    for v in raw.variants
+                }
+                label = f"{_photo_label(photo)}: {stage} p50, draft {mode}"
+                key = f"jpeg_draft.{photo['file']}.{name}"
+                spread_of = f"median of {photo['decodes']} rounds"
+                rows.append(Row(section, key, label, "ms", "lower", cells, spread_of=spread_of))
+    return rows
+
+
+def _photo_cell(result: dict[str, Any], file: str, name: str) -> Cell:
+    found = [photo for photo in result["photos"] if photo["file"] == file]
+    return Cell(values=[found[0][name]]) if found else Cell(text="n/a (photo not measured)")
+
+
 def notes(raw: RawRun) -> list[str]:
     lines = [
         "In-process ceiling: the variant's own Predictor and serving_core's decode and response code in one"
@@ -186,7 +260,14 @@ def notes(raw: RawRun) -> list[str]:
             f" agree within 10%. Queueing model: {data.QUEUEING_MODEL} with S = the mean latency at"
             " concurrency 1 and c = workers x inference concurrency from /info."
         )
+    if any(data.analysis(raw, variant, "jpeg_draft") for variant in raw.variants):
+        lines.append(
+            "JPEG_DRAFT: serving_core's decode with the service's own draft rule off and on"
+            " (JPEG_DRAFT=false/true), one process per variant; the digit JPEGs are made in memory (Pillow"
+            " LANCZOS upscale), each decoded and predicted alone once per mode; photo rows alternate off"
+            " and on rounds. The draft changes the pixels the model sees, so it is off by default."
+        )
     return lines
 
 
-SECTIONS = [ceiling_section, openloop_section, slo_section]
+SECTIONS = [ceiling_section, openloop_section, slo_section, jpeg_draft_section]
