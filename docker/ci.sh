@@ -24,7 +24,7 @@ prepare() {
 stop() {
   if docker/engine.sh status; then
     for project in $(docker ps -a --filter 'label=com.docker.compose.project' \
-      --format '{{index .Labels "com.docker.compose.project"}}' | sort -u | grep '^serving-lab-test' || true); do
+      --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^serving-lab-test' || true); do
       log "removing leftover compose project $project"
       docker ps -aq --filter "label=com.docker.compose.project=$project" | xargs -r docker rm -f >/dev/null
     done

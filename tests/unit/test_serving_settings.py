@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from serving_core.settings import OnnxServingSettings, TorchServingSettings
+from serving_core.settings import OnnxServingSettings, ServingSettings, TorchServingSettings
+
+# Variables read through aliases rather than field names.
+ALIASED_VARIABLES = ("TORCH_PORT", "ONNX_PORT", "TORCH_WORKERS", "ONNX_WORKERS")
 
 
-def test_defaults_work_from_the_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PORT", "TORCH_PORT", "ONNX_PORT", "WORKERS", "VARIANT", "THREADS", "ONNX_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every variable the settings read: an exported .env or another test must not leak in."""
+    for name in (*ServingSettings.model_fields, *ALIASED_VARIABLES):
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_defaults_work_from_the_repo_root() -> None:
     torch_settings, onnx_settings = TorchServingSettings(), OnnxServingSettings()
     assert (torch_settings.variant, torch_settings.port) == ("torch", 8001)
     assert (onnx_settings.variant, onnx_settings.port) == ("onnx", 8002)
@@ -19,7 +27,6 @@ def test_defaults_work_from_the_repo_root(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_variant_specific_variables_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("WORKERS", raising=False)
     monkeypatch.setenv("PORT", "9000")
     monkeypatch.setenv("ONNX_PORT", "9002")
     monkeypatch.setenv("TORCH_WORKERS", "3")
