@@ -12,10 +12,10 @@ import hmac
 import os
 import platform
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -53,6 +53,7 @@ from serving_core.schemas import (
 from serving_core.settings import ServingSettings
 
 PROCESS_METRICS_PERIOD_SECONDS = 2.0
+T = TypeVar("T")
 TopKQuery = Annotated[int | None, Query(ge=1, description="classes to return (1..num_classes)")]
 
 
@@ -101,6 +102,9 @@ class ServingApp:
         self.started_at = datetime.now(UTC)
         self.started_monotonic = time.monotonic()
         self.inference_limiter = anyio.CapacityLimiter(settings.inference_concurrency)
+        # Without a bound every request in flight decodes at once: on a worker that infers one image at a time
+        # that only multiplies full-size decoded images in memory and thrashes the cache.
+        self.decode_limiter = anyio.CapacityLimiter(settings.decode_concurrency)
 
     def limits_for(self, predictor: Predictor) -> decode.DecodeLimits:
         return decode.DecodeLimits(
@@ -116,6 +120,9 @@ class ServingApp:
         if not 1 <= requested <= classes:
             raise SchemaError(f"top_k must be between 1 and {classes}, got {requested}")
         return requested
+
+    async def off_loop_decode(self, decode_call: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(decode_call, limiter=self.decode_limiter)
 
     async def infer(self, predictor: Predictor, images: Sequence[np.ndarray]) -> Any:
         return await anyio.to_thread.run_sync(predictor.predict, images, limiter=self.inference_limiter)
@@ -205,9 +212,8 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
         started = time.perf_counter()
         predictor = serving.models.require()
         parsed = await decode.read_single(request, settings.max_body_bytes, top_k)
-        image, decode_ms = await anyio.to_thread.run_sync(
-            _decode_timed, parsed.image.data, serving.limits_for(predictor)
-        )
+        limits = serving.limits_for(predictor)
+        image, decode_ms = await serving.off_loop_decode(lambda: _decode_timed(parsed.image.data, limits))
         wanted = serving.resolve_top_k(parsed.top_k, predictor)
         output = await serving.infer(predictor, [image])
         timings = Timings(
@@ -248,7 +254,7 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
                     decoded.append(exc)
             return decoded, _milliseconds(decode_started)
 
-        decoded, decode_ms = await anyio.to_thread.run_sync(decode_all)
+        decoded, decode_ms = await serving.off_loop_decode(decode_all)
         good = [(index, image) for index, image in enumerate(decoded) if isinstance(image, np.ndarray)]
         rows: dict[int, np.ndarray] = {}
         preprocess_ms = inference_ms = 0.0
@@ -317,6 +323,7 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
             threads=settings.threads,
             inter_op_threads=settings.inter_op_threads,
             inference_concurrency=settings.inference_concurrency,
+            decode_concurrency=settings.decode_concurrency,
             max_in_flight=settings.max_in_flight,
             max_body_bytes=settings.max_body_bytes,
             max_image_pixels=settings.max_image_pixels,

@@ -109,6 +109,7 @@ class InfoResponse(BaseModel):
     threads: int
     inter_op_threads: int
     inference_concurrency: int
+    decode_concurrency: int
     max_in_flight: int
     max_body_bytes: int
     max_image_pixels: int

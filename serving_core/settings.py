@@ -31,6 +31,7 @@ class ServingSettings(BaseSettings):
     threads: int = Field(1, ge=1, description="intra-op threads per worker (torch.set_num_threads / ORT)")
     inter_op_threads: int = Field(1, ge=1)
     inference_concurrency: int = Field(1, ge=1, description="inference calls running at once per worker")
+    decode_concurrency: int = Field(1, ge=1, description="image decodes running at once per worker")
     model_checkpoint: Path = DEFAULT_CHECKPOINT
     model_card: Path | None = Field(None, description="unset: the card beside the served artifact")
     onnx_model: Path = DEFAULT_ONNX_MODEL
