@@ -78,6 +78,9 @@ def build(request: BuildRequest) -> dict[str, object]:
     out = request.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    # mkdtemp makes the directory private (0700); the published artifacts must stay readable by non-root
+    # services, such as containers that mount build/artifacts read-only.
+    staging.chmod(0o755)
     try:
         with _timed(timings, "export"):
             export_classifier(model, staging / CLASSIFIER_FILE, spec.crop_size)

@@ -174,6 +174,14 @@ def test_build_refuses_a_checkpoint_its_card_does_not_describe(tmp_path, model_f
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+def test_published_artifacts_are_readable_by_other_users(built) -> None:
+    """Containers running as another user mount build/artifacts read-only."""
+    _code, out = built
+    assert out.stat().st_mode & 0o005 == 0o005
+    assert all(path.stat().st_mode & 0o004 for path in out.iterdir())
+
+
 def test_publish_replaces_the_previous_build_whole(tmp_path) -> None:
     out, staging = tmp_path / "artifacts", tmp_path / "staging"
     out.mkdir()
