@@ -60,14 +60,13 @@ def docker_engine() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def built_images(docker_engine: None) -> dict[str, dict[str, str]]:
-    """Every variant's slim and dev image, built by docker/build.sh (offline unless DOCKER_TEST_OFFLINE=0).
+def build_images(*variants: str) -> None:
+    """The slim and dev image of ``variants``, built by docker/build.sh (offline unless DOCKER_TEST_OFFLINE=0).
 
     The script reuses an image whose inputs are unchanged, so a second session costs seconds."""
     env = {**os.environ, "OFFLINE": os.environ.get("DOCKER_TEST_OFFLINE", "1"), "IMAGE_PREFIX": IMAGE_PREFIX}
     done = subprocess.run(
-        ["bash", "docker/build.sh", *SERVING_VARIANTS],
+        ["bash", "docker/build.sh", *variants],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -75,6 +74,19 @@ def built_images(docker_engine: None) -> dict[str, dict[str, str]]:
         timeout=BUILD_TIMEOUT_S,
     )
     assert done.returncode == 0, f"docker/build.sh failed:\n{done.stderr[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def onnx_slim_image(docker_engine: None) -> str:
+    """The onnx slim image alone (the external hook's tests use it as a stand-in service)."""
+    build_images("onnx")
+    return image_tag("onnx", "slim")
+
+
+@pytest.fixture(scope="session")
+def built_images(docker_engine: None) -> dict[str, dict[str, str]]:
+    """Every serving variant's slim and dev image (see ``build_images``)."""
+    build_images(*SERVING_VARIANTS)
     return {
         variant: {flavour: image_tag(variant, flavour) for flavour in ("slim", "dev")}
         for variant in SERVING_VARIANTS
