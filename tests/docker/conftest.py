@@ -61,7 +61,7 @@ def docker_engine() -> None:
 
 
 def build_images(*variants: str) -> None:
-    """The slim and dev image of ``variants``, built by docker/build.sh (offline unless DOCKER_TEST_OFFLINE=0).
+    """The slim and dev images of ``variants`` from docker/build.sh (offline unless DOCKER_TEST_OFFLINE=0).
 
     The script reuses an image whose inputs are unchanged, so a second session costs seconds."""
     env = {**os.environ, "OFFLINE": os.environ.get("DOCKER_TEST_OFFLINE", "1"), "IMAGE_PREFIX": IMAGE_PREFIX}
