@@ -6,16 +6,14 @@ are refused (never accepted and left hanging), and the process exits within the 
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.fixtures.load import Payload
+from tests.fixtures.load import Payload, new_connection_outcome, stuck_upload
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -35,33 +33,6 @@ def _in_flight(base_url: str) -> float:
         for line in exposition.splitlines()
         if line.startswith("serving_in_flight_requests")
     )
-
-
-def _stuck_upload(base_url: str) -> socket.socket:
-    """A request whose body never finishes arriving: it holds the server until the grace period ends."""
-    address = urlsplit(base_url)
-    connection = socket.create_connection((address.hostname, address.port), timeout=60)
-    connection.sendall(
-        b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n"
-        + b"\xff" * 100
-    )
-    return connection
-
-
-def _new_connection_outcome(base_url: str) -> str:
-    """ "refused", "reset" (accepted by a worker already closing, dropped before any byte of a response: the
-    request was not processed, so retrying is safe), "hung" (the failure this guards against: accepted and
-    never answered) or the HTTP status.
-    """
-    try:
-        status = httpx.get(f"{base_url}/health", timeout=3).status_code
-    except httpx.ConnectError:
-        return "refused"
-    except (httpx.ReadError, httpx.RemoteProtocolError):
-        return "reset"
-    except httpx.TimeoutException:
-        return "hung"
-    return str(status)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -87,7 +58,7 @@ def test_sigterm_completes_accepted_requests_refuses_new_ones_and_exits_in_time(
         return response.status_code
 
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
-        stuck = _stuck_upload(service.base_url)
+        stuck = stuck_upload(service.base_url)
         accepted = [pool.submit(post_large) for _ in range(IN_FLIGHT)]
         deadline = time.monotonic() + 30
         while _in_flight(service.base_url) - baseline < IN_FLIGHT + 1:
@@ -98,7 +69,7 @@ def test_sigterm_completes_accepted_requests_refuses_new_ones_and_exits_in_time(
         service.process.send_signal(signal.SIGTERM)
         new_connections: list[tuple[float, str]] = []
         while time.monotonic() - signalled < 3.0:
-            new_connections.append((time.monotonic() - signalled, _new_connection_outcome(service.base_url)))
+            new_connections.append((time.monotonic() - signalled, new_connection_outcome(service.base_url)))
             time.sleep(0.1)
         statuses = [future.result() for future in accepted]
 
