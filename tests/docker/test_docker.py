@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from bench.payloads import load_payload
 from bench.registry import PayloadFormat
 from bench.runners.base import Service
 from bench.runners.compose import ComposeRunner, compose_command
+from tests.fixtures.conformance import run_conformance_suite
 
 # The first test that needs the images pays for the offline build (minutes on a fresh machine) in its setup.
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -118,17 +117,7 @@ def test_info_reports_the_sha256_of_the_served_artifact(stack: dict[str, Service
 def test_conformance_suite_passes_against_every_container(
     stack: dict[str, Service], admin_token: str
 ) -> None:
-    urls = ",".join(service.base_url for service in stack.values())
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/contract", "-q", "-p", "no:cacheprovider", "-x"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "SERVING_BASE_URL": urls, "SERVING_ADMIN_TOKEN": admin_token},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout
+    run_conformance_suite(",".join(service.base_url for service in stack.values()), admin_token)
 
 
 def test_slim_and_dev_images_footprint(

@@ -27,6 +27,7 @@ from bench.report.aggregate import Table, build_table
 from bench.runners.compose import compose_command
 from bench.runners.engine import docker, inspect
 from bench.runners.local import free_port
+from tests.fixtures.conformance import run_conformance_suite
 
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -141,18 +142,9 @@ def test_external_service_speaks_the_contract_and_serves_the_mounted_artifact(
     info = httpx.get(f"{base_url}/info", timeout=10).json()
     assert info["runtime"]["artifact_sha256"] == expected_sha256
 
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/contract", "-q", "-rs", "-p", "no:cacheprovider", "-x"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "SERVING_BASE_URL": base_url, "SERVING_ADMIN_TOKEN": admin_token},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout
+    output = run_conformance_suite(base_url, admin_token)
     # compose handed ADMIN_TOKEN to the external service too, so the reload check ran instead of skipping.
-    assert "no admin token" not in done.stdout, done.stdout[-3000:]
+    assert "no admin token" not in output, output[-3000:]
 
 
 def figure(table: Table, key: str) -> float:
