@@ -16,8 +16,7 @@ from model_zoo.preprocess import preprocess_batch
 from serving_core.predictor import BatchOutput, LoadedModel, Predictor
 
 # Decoded images are read-only views of Pillow's buffer; preprocessing only reads them, so the copy torch
-# asks for
-# would be wasted time.
+# asks for would be wasted time.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
 
 
