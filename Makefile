@@ -10,6 +10,13 @@ PROFILE ?= quick
 RUNNER ?= auto
 PYTEST_ARGS ?=
 
+# The CPU-only torch wheel beside the project (this lab's machines have no copy on PyPI's CPU index); elsewhere pip
+# uses whatever index or find-links the user configured (the PyTorch CPU index, see README).
+SHARED_WHEELS := $(abspath ../shared/wheels)
+ifneq (,$(wildcard $(SHARED_WHEELS)))
+export PIP_FIND_LINKS ?= $(SHARED_WHEELS)
+endif
+
 ifneq (,$(wildcard .env))
 include .env
 export
