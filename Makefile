@@ -10,11 +10,12 @@ PROFILE ?= quick
 RUNNER ?= auto
 PYTEST_ARGS ?=
 
-# The CPU-only torch wheel beside the project (this lab's machines have no copy on PyPI's CPU index); elsewhere pip
-# uses whatever index or find-links the user configured (the PyTorch CPU index, see README).
+# The CPU-only torch wheel beside the project, put first on pip's find-links (an inherited PIP_FIND_LINKS is kept
+# after it): without it pip resolves torch==2.13.0 to PyPI's CUDA build. Elsewhere pip uses the index or find-links
+# the user configured (the PyTorch CPU index, see README).
 SHARED_WHEELS := $(abspath ../shared/wheels)
 ifneq (,$(wildcard $(SHARED_WHEELS)))
-export PIP_FIND_LINKS ?= $(SHARED_WHEELS)
+export PIP_FIND_LINKS := $(SHARED_WHEELS) $(PIP_FIND_LINKS)
 endif
 
 ifneq (,$(wildcard .env))
