@@ -27,10 +27,10 @@ VENV_STAMP := $(VENV)/.installed
 ARTIFACTS_STAMP := $(ARTIFACTS_DIR)/manifest.json
 MODEL_CHECKPOINT := model_zoo/default/mobilenet_v3_small_digits.pt
 MODEL_SOURCES := $(wildcard model_zoo/*.py)
-TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py) serving_core/cpu.py
+TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py) $(wildcard artifact_contract/*.py)
 CPU_STAMP := build/.cpu-fingerprint
 
-.PHONY: help setup model images artifacts compare report serve-torch serve-onnx docker-images test test-fast lint format clean
+.PHONY: help setup model images artifacts compare report docker-images test test-fast lint format clean
 
 help:
 	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|full, RUNNER=auto|local|compose)"
@@ -38,11 +38,11 @@ help:
 	@echo "make model     retrain the default model on the scikit-learn digits (about 5 minutes on 2 cores)"
 	@echo "make artifacts export, fuse, optimize, quantize and validate the ONNX artifacts into $(ARTIFACTS_DIR)"
 	@echo "make images    regenerate the payloads in images/"
-	@echo "make serve-torch | serve-onnx   start one variant with uvicorn (settings from .env)"
+	@echo "make serve-<variant>   start one registered variant (serve-torch, serve-onnx; settings from .env)"
 	@echo "make docker-images   slim + dev image of every variant and the Locust image (OFFLINE=1: no registry)"
-	@echo "make lint      ruff"
+	@echo "make lint      ruff, and the import layers (import-linter, contracts in pyproject.toml)"
 
-$(VENV_STAMP): requirements/*.txt pyproject.toml
+$(VENV_STAMP): requirements/*.txt $(wildcard *_serving/requirements.txt) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -61,7 +61,7 @@ images: $(VENV_STAMP)
 # machine's CPU fingerprint does.
 $(CPU_STAMP): $(VENV_STAMP) FORCE
 	@mkdir -p $(@D)
-	@$(PY) -c 'import json, serving_core.cpu as c; print(json.dumps(c.cpu_fingerprint()))' >$@.new
+	@$(PY) -c 'import json, artifact_contract.cpu as c; print(json.dumps(c.cpu_fingerprint()))' >$@.new
 	@cmp -s $@.new $@ && rm -f $@.new || mv -f $@.new $@
 
 .PHONY: FORCE
@@ -79,11 +79,13 @@ compare: artifacts
 report: $(VENV_STAMP)
 	$(PY) -m bench report results/latest
 
-serve-torch: $(VENV_STAMP)
-	$(PY) -m torch_serving
-
-serve-onnx: artifacts
-	$(PY) -m onnx_serving
+# `make serve-<variant>` for every variant of the registry (bench/variants.toml) that is a Python package: its
+# module, with the settings from .env; the ONNX artifacts are built first when the variant serves one of them.
+REGISTRY := $(PY) -m bench.registry
+serve-%: $(VENV_STAMP)
+	@package="$$($(REGISTRY) get $* package)" && test -n "$$package" || { echo "no Python variant '$*'"; exit 2; }
+	@if $(REGISTRY) get $* artifacts | grep -q '^$(ARTIFACTS_DIR)/'; then $(MAKE) --no-print-directory artifacts; fi
+	$(PY) -m "$$($(REGISTRY) get $* package)"
 
 docker-images: artifacts
 	docker/build.sh
@@ -97,6 +99,7 @@ test-fast: artifacts
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV_STAMP)
 	$(VENV)/bin/ruff check --fix .

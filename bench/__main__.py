@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.analysis.slo_search import DEFAULT_SLO_MS
 from bench.collectors.accuracy import DEFAULT_MANIFEST
 from bench.profiles import PROFILES, get_profile
 from bench.registry import RegistryError, baseline_of, load_registry
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("jpeg-draft", "accuracy and decode effect of the JPEG_DRAFT shortcut"),
     ):
         analyses.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=help_text)
-    analyses.add_argument("--slo-ms", type=float, help="the p99 SLO in ms (default 100)")
+    analyses.add_argument("--slo-ms", type=float, help=f"the p99 SLO in ms (default {DEFAULT_SLO_MS:g})")
     analyses.add_argument("--slo-probes", type=int, help="probes of the bisection (bounds included)")
     analyses.add_argument("--slo-probe-duration", type=float, help="seconds measured per probe")
 

@@ -17,35 +17,23 @@ from bench.inprocess.launch import run_inprocess, unavailable_reason
 from bench.load.driver import LoadSpec, run_level
 from bench.payloads import IMAGES_DIR, Payload
 from bench.profiles import Profile
+from bench.records import load_run
+from bench.records.derived import best_closed_rps
+from bench.records.models import OpenLoopWindow
 from bench.registry import Variant
 from bench.results import RunDir, read_json, write_json
 from bench.runners.base import Runner, Service
-from bench.stats import percentile, spread
+from bench.stats import percentile
 
 FALLBACK_OPEN_RATE = 2.0  # req/s when no closed-loop throughput was measured to derive the rate from
-
-
-def closed_loop_best_rps(run_dir: RunDir, variant: str, profile: Profile) -> float:
-    """The best (over concurrency levels) median (over repeats) closed-loop throughput; NaN if none."""
-    best = math.nan
-    for users in profile.concurrency_levels:
-        rates = []
-        for repeat in range(profile.repeats):
-            window_file = run_dir.load_dir(variant, repeat, users) / "window.json"
-            if window_file.is_file():
-                window = read_json(window_file)
-                rates.append(window["successes"] / max(window["duration_s"], 1e-9))
-        median = spread(rates).median
-        if math.isfinite(median) and not median <= best:
-            best = median
-    return best
 
 
 def common_open_rate(run_dir: RunDir, variants: list[Variant], profile: Profile) -> dict[str, Any]:
     """The one offered rate every variant gets, and how it was chosen."""
     if profile.open_rate is not None:
         return {"rate": profile.open_rate, "basis": "set by the profile (--open-rate)"}
-    best = {variant.name: closed_loop_best_rps(run_dir, variant.name, profile) for variant in variants}
+    records = load_run(run_dir).variants
+    best = {variant.name: best_closed_rps(records[variant.name]) for variant in variants}
     measured = {name: rps for name, rps in best.items() if math.isfinite(rps)}
     if not measured:
         return {"rate": FALLBACK_OPEN_RATE, "basis": "no closed-loop throughput measured: fallback"}
@@ -76,15 +64,15 @@ def open_loop_spec(service: Service, payload: Payload, rate: float, warmup_s: fl
     )
 
 
-def probe_result(rate: float, window: dict[str, Any], latencies_ms: list[float]) -> ProbeResult:
+def probe_result(rate: float, window: OpenLoopWindow, latencies_ms: list[float]) -> ProbeResult:
     return ProbeResult(
         rate=rate,
         p99_ms=percentile(latencies_ms, 99.0) if latencies_ms else math.inf,
-        achieved_rps=window["successes"] / max(window["duration_s"], 1e-9),
-        failures=int(window["failures"]),
-        stable=bool(window["stability"]["stable"]),
-        behind_schedule=bool(window["adherence"]["behind_schedule"] or window["generator_saturated"]),
-        detail={"stability": window["stability"]["reason"], "late": window["adherence"]["late"]},
+        achieved_rps=window.throughput_rps,
+        failures=window.failures,
+        stable=window.stability.stable,
+        behind_schedule=window.adherence.behind_schedule or window.generator_saturated,
+        detail={"stability": window.stability.reason, "late": window.adherence.late},
     )
 
 
@@ -104,7 +92,7 @@ def search_slo(
         probe_dir = out_dir / f"probe-{probes_run:02d}"
         spec = open_loop_spec(service, payload, rate, 2.0, profile.slo_probe_s, seed=probes_run)
         probes_run += 1
-        window = run_level(spec, probe_dir, cores)
+        window = OpenLoopWindow.model_validate(run_level(spec, probe_dir, cores))
         return probe_result(rate, window, read_json(probe_dir / "latencies.json"))
 
     probe = stable_probe(run_once, profile.slo_attempts)
@@ -171,7 +159,7 @@ def run_service_analyses(
             run_level(spec, run_dir.openloop_dir(variant.name, repeat), generator_cores)
             advance(f"{variant.name}: open loop {repeat + 1}/{profile.open_runs}")
         if profile.slo_search:
-            best = closed_loop_best_rps(run_dir, variant.name, profile)
+            best = best_closed_rps(load_run(run_dir).variants[variant.name])
             if not math.isfinite(best):
                 raise RuntimeError("no closed-loop throughput to bound the SLO search")
             search_slo(service, payload, profile, best, run_dir.slo_dir(variant.name), generator_cores)

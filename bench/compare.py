@@ -32,12 +32,14 @@ from bench.registry import Variant, baseline_of, load_registry, select_variants
 from bench.report import render_report
 from bench.results import RESULTS_ROOT, RunDir, not_measured, write_json
 from bench.runners import (
+    SKIPPED_VARIANTS_FILE,
     ComposeRunner,
     ExternalRunner,
     LocalRunner,
     Runner,
     choose_runner,
     resolve_runner_name,
+    runnable_variants,
 )
 from bench.runners.base import Service
 
@@ -83,13 +85,18 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     variants = select_variants(
         load_registry(options.variants_files, include_builtin=options.include_builtin), options.variant_names
     )
-    baseline = baseline_of(variants)
     cores = plan_cores(options.pin_cores)
     runner_name, runner_reason = resolve_runner_name(options.runner, variants)
     main_runner, external_runner = make_runner(runner_name, cores), ExternalRunner()
+    # A `requires` command missing or a failed `[variant.local] build` skips that variant, with the reason.
+    variants, skipped = runnable_variants(variants, main_runner, external_runner)
+    for skip in skipped:
+        console.print(f"[yellow]skipped[/] {skip.name}: {skip.reason}")
+    baseline = baseline_of(variants)
     main_runner.prepare(variants)  # fails here, before a results directory exists, when it cannot run them
     payloads = {variant.name: load_payload(profile.payload, variant.payload_format) for variant in variants}
     run_dir = RunDir.create(options.results_root)
+    write_json(run_dir.root / "raw" / SKIPPED_VARIANTS_FILE, [skip._asdict() for skip in skipped])
     run_info: dict[str, Any] = {
         "started_unix": time.time(),
         "profile": profile.to_dict(),

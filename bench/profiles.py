@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from bench.analysis.slo_search import DEFAULT_ATTEMPTS, DEFAULT_PROBES, DEFAULT_SLO_MS
+
 LoadMode = Literal["closed"]  # the concurrency levels are closed loop; open loop has its own settings below
 
 
@@ -36,10 +38,10 @@ class Profile:
     open_duration_s: float = 12.0
     # Max RPS under SLO: bisection between slo_low and slo_high times the variant's closed-loop best.
     slo_search: bool = False
-    slo_ms: float = 100.0
-    slo_probes: int = 7
+    slo_ms: float = DEFAULT_SLO_MS
+    slo_probes: int = DEFAULT_PROBES
     slo_probe_s: float = 15.0
-    slo_attempts: int = 3
+    slo_attempts: int = DEFAULT_ATTEMPTS
     slo_low: float = 0.1
     slo_high: float = 1.3
     # Deeper in-process analyses.

@@ -1,22 +1,36 @@
 """The variants registry: what a variant is and where the bench finds the declarations.
 
-Variants are data, not code. The in-repo file (``bench/variants.toml``) declares the Python variants; any
-other file (``--variants-file`` or ``BENCH_VARIANTS_FILES``) adds more, for example a service written in
-another language that is already running (``url``) or that compose starts (``compose_service``).
+Variants are data, not code. The in-repo file (``bench/variants.toml``) declares the Python variants, every
+``external/*/variants.toml`` adds the services kept in ``external/`` (a Rust one, say), and any other file
+(``--variants-file`` or ``BENCH_VARIANTS_FILES``) adds more, for example a service written in another language
+that is already running (``url``) or that compose starts (``compose_service``).
+
+Everything else that needs the list of variants (the Makefile, docker/build.sh, docker/wheelhouse.sh, the
+image builds, the tests) reads it from here, through ``python -m bench.registry`` (see ``main``).
 """
 
 from __future__ import annotations
 
+import argparse
+import fnmatch
+import json
 import os
+import shutil
 import sys
+import sysconfig
 import tomllib
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUILTIN_VARIANTS_FILE = Path(__file__).with_name("variants.toml")
+REPO_ROOT = BUILTIN_VARIANTS_FILE.parents[1]
+EXTERNAL_VARIANTS_GLOB = "external/*/variants.toml"
 VARIANTS_FILES_ENV = "BENCH_VARIANTS_FILES"
+# Image tags: <prefix>/<name>-serving:{slim,dev}, what docker/build.sh gives and compose.yaml uses.
+IMAGE_SUFFIX = "-serving"
 
 
 class RegistryError(ValueError):
@@ -27,6 +41,18 @@ class PayloadFormat(StrEnum):
     JSON = "json"
     RAW = "raw"
     MULTIPART = "multipart"
+
+
+def placeholders(*, root: Path, port: int | None = None) -> dict[str, str]:
+    """What ``{python}``, ``{port}``, ``{root}`` and ``{site_packages}`` stand for in commands and env."""
+    values = {
+        "python": sys.executable,
+        "root": str(root),
+        "site_packages": sysconfig.get_paths()["purelib"],  # the bench interpreter's (onnxruntime's dylib)
+    }
+    if port is not None:
+        values["port"] = str(port)
+    return values
 
 
 class LocalLaunch(BaseModel):
@@ -40,15 +66,34 @@ class LocalLaunch(BaseModel):
         default_factory=dict, description="added for cold-start runs (warmup off)"
     )
     cwd: Path | None = None
+    build: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="run once (cwd = root) before the variant is first started; a failure skips the variant",
+    )
 
     def render(self, *, port: int, root: Path, cold: bool = False) -> tuple[list[str], dict[str, str]]:
         """The command and the environment additions with placeholders filled in."""
-        values = {"python": sys.executable, "port": str(port), "root": str(root)}
+        values = placeholders(root=root, port=port)
         command = [part.format(**values) for part in self.command]
         env = {key: value.format(**values) for key, value in self.env.items()}
         if cold:
             env.update({key: value.format(**values) for key, value in self.cold_env.items()})
         return command, env
+
+    def render_build(self, *, root: Path) -> list[str] | None:
+        """The build command with placeholders filled in (no ``{port}``: nothing listens yet)."""
+        if self.build is None:
+            return None
+        values = placeholders(root=root)
+        return [part.format(**values) for part in self.build]
+
+    @property
+    def python_package(self) -> str | None:
+        """``foo_serving`` when the command is ``{python} -m foo_serving``, else None (another language)."""
+        if len(self.command) == 3 and self.command[0] == "{python}" and self.command[1] == "-m":
+            return self.command[2]
+        return None
 
 
 class InProcess(BaseModel):
@@ -58,6 +103,31 @@ class InProcess(BaseModel):
 
     predictor: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:PredictorClass")
     settings: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:SettingsClass")
+
+
+class ImageBuild(BaseModel):
+    """What the shared Python image build (docker/python-variant.Dockerfile) puts in the variant's image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    files: list[Path] = Field(
+        default_factory=list,
+        description="files and folders copied into /app beside the variant's package (code, models)",
+    )
+
+
+class TestSetup(BaseModel):
+    """How the live test suite starts the variant (tests/conftest.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workers: int = Field(default=1, ge=1, description="the suite expects this many worker processes")
+    env: dict[str, str] = Field(default_factory=dict, description="added to [variant.local] env")
+    artifact_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the variable naming the served artifact (the first of `artifacts`)",
+    )
 
 
 class Variant(BaseModel):
@@ -82,6 +152,15 @@ class Variant(BaseModel):
     artifacts: list[Path] = Field(default_factory=list)
     local: LocalLaunch | None = None
     in_process: InProcess | None = None
+    image: ImageBuild | None = None
+    tests: TestSetup = Field(default_factory=TestSetup)
+    requires: list[str] = Field(
+        default_factory=list, description="commands that must be on PATH to build or start it locally"
+    )
+    contract_skips: dict[str, str] = Field(
+        default_factory=dict,
+        description="test-name pattern (fnmatch) -> why that part of the test suite does not apply to it",
+    )
     root: Path = Field(default=Path(), description="folder the relative paths above resolve against")
     source: Path | None = Field(default=None, description="the variants file that declared it")
 
@@ -119,6 +198,25 @@ class Variant(BaseModel):
             return self.resolve(self.local.cwd)
         return self.root
 
+    @property
+    def python_package(self) -> str | None:
+        return None if self.local is None else self.local.python_package
+
+    def missing_commands(self) -> list[str]:
+        """The `requires` commands not found on PATH."""
+        return [command for command in self.requires if shutil.which(command) is None]
+
+    def image_tag(self, flavour: str, prefix: str = "serving-lab") -> str:
+        return f"{prefix}/{self.name}{IMAGE_SUFFIX}:{flavour}"
+
+    def skip_reason(self, test_name: str) -> str | None:
+        """Why test ``test_name`` does not apply to this variant (its `contract_skips`), or None."""
+        base = test_name.split("[", 1)[0]
+        for pattern, reason in self.contract_skips.items():
+            if fnmatch.fnmatchcase(base, pattern) or fnmatch.fnmatchcase(test_name, pattern):
+                return f"{self.name}: {reason}"
+        return None
+
 
 def load_variants_file(path: str | Path) -> list[Variant]:
     """Every variant one TOML file declares, with paths anchored at the file's `root`."""
@@ -152,28 +250,41 @@ def extra_files_from_env(environ: dict[str, str] | None = None) -> list[Path]:
     return [Path(part) for part in raw.split(os.pathsep) if part.strip()]
 
 
+def external_variants_files(repo_root: Path = REPO_ROOT) -> list[Path]:
+    """``external/*/variants.toml``: the services kept in external/ declare themselves."""
+    return sorted(repo_root.glob(EXTERNAL_VARIANTS_GLOB))
+
+
 def load_registry(
     extra_files: list[Path] | None = None,
     *,
     include_builtin: bool = True,
     environ: dict[str, str] | None = None,
+    repo_root: Path = REPO_ROOT,
 ) -> list[Variant]:
-    """The built-in variants, then those of the environment's files, then those given explicitly."""
-    files = [BUILTIN_VARIANTS_FILE] if include_builtin else []
-    files += extra_files_from_env(environ)
-    files += list(extra_files or [])
-    variants: list[Variant] = []
-    seen: dict[str, Path | None] = {}
-    for file in files:
+    """The built-in variants and those of ``external/*/variants.toml`` (unless ``include_builtin`` is off),
+    then those of the environment's files, then those given explicitly.
+
+    A name declared twice is refused, except that a file given explicitly (environment or argument) may
+    redeclare a variant an ``external/*/variants.toml`` found by default declares: the explicit one wins."""
+    defaults = [BUILTIN_VARIANTS_FILE, *external_variants_files(repo_root)] if include_builtin else []
+    explicit = [*extra_files_from_env(environ), *(extra_files or [])]
+    variants: dict[str, Variant] = {}
+    for file in [*defaults, *explicit]:
         for variant in load_variants_file(file):
-            if variant.name in seen:
-                raise RegistryError(
-                    f"variant {variant.name!r} is declared twice: "
-                    f"in {seen[variant.name]} and in {variant.source}"
-                )
-            seen[variant.name] = variant.source
-            variants.append(variant)
-    return variants
+            earlier = variants.get(variant.name)
+            if earlier is not None:
+                replaceable = earlier.source != BUILTIN_VARIANTS_FILE.resolve() and earlier.source in {
+                    path.resolve() for path in defaults
+                }
+                if not (replaceable and file in explicit):
+                    raise RegistryError(
+                        f"variant {variant.name!r} is declared twice: "
+                        f"in {earlier.source} and in {variant.source}"
+                    )
+                del variants[variant.name]  # the explicit declaration replaces the discovered one
+            variants[variant.name] = variant
+    return list(variants.values())
 
 
 def select_variants(variants: list[Variant], names: list[str] | None) -> list[Variant]:
@@ -195,3 +306,107 @@ def baseline_of(variants: list[Variant]) -> Variant:
     if len(flagged) > 1:
         raise RegistryError(f"more than one baseline: {[variant.name for variant in flagged]}")
     return flagged[0] if flagged else variants[0]
+
+
+# --- the query CLI: what the Makefile, the shell scripts and the image build read from the registry ---
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is below it (what the shell scripts pass on)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _field(variant: Variant, field: str) -> list[str]:
+    if field == "package":
+        return [variant.python_package] if variant.python_package else []
+    if field == "port":
+        return [] if variant.port is None else [str(variant.port)]
+    if field == "requirements":
+        return [] if variant.requirements_path is None else [_shown(variant.requirements_path)]
+    if field == "artifacts":
+        return [_shown(path) for path in variant.artifact_paths]
+    if field == "image-files":
+        return (
+            [] if variant.image is None else [_shown(variant.resolve(path)) for path in variant.image.files]
+        )
+    if field == "compose-service":
+        return [variant.compose_service] if variant.compose_service else []
+    raise RegistryError(f"unknown field {field!r}; one of {', '.join(QUERY_FIELDS)}")
+
+
+QUERY_FIELDS = ("package", "port", "requirements", "artifacts", "image-files", "compose-service")
+
+
+def stage_image(variant: Variant, destination: Path) -> list[Path]:
+    """Copy the variant's package and its `[variant.image] files` into ``destination`` (the image's /app),
+    keeping their paths relative to the registry root; returns what was copied."""
+    if variant.image is None or variant.python_package is None:
+        raise RegistryError(f"{variant.name}: no [variant.image] section or not a `{{python}} -m` variant")
+    copied = []
+    for relative in [Path(variant.python_package), *variant.image.files]:
+        source = variant.resolve(relative)
+        target = destination / source.relative_to(variant.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copy2(source, target)
+        else:
+            raise RegistryError(f"{variant.name}: {source} (listed in [variant.image] files) does not exist")
+        copied.append(target)
+    return copied
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.registry names|get|requirements|stage-image|json``: the registry for scripts."""
+    parser = argparse.ArgumentParser(prog="python -m bench.registry", description=main.__doc__)
+    parser.add_argument("--variants-file", action="append", type=Path, default=[], help="an extra file")
+    parser.add_argument("--no-builtin", action="store_true", help="leave out the default files")
+    commands = parser.add_subparsers(dest="command", required=True)
+    names = commands.add_parser("names", help="variant names, one a line")
+    names.add_argument("--image", action="store_true", help="only those the Python image build makes")
+    names.add_argument("--local", action="store_true", help="only those with a [variant.local] launch")
+    get = commands.add_parser("get", help="one field of one variant, one value a line")
+    get.add_argument("name")
+    get.add_argument("field", choices=QUERY_FIELDS)
+    requirements = commands.add_parser("requirements", help="every requirements file, one a line")
+    requirements.add_argument("--image", action="store_true", help="only those of variants with an image")
+    stage = commands.add_parser("stage-image", help="copy a variant's package and image files into DEST")
+    stage.add_argument("name")
+    stage.add_argument("destination", type=Path)
+    commands.add_parser("json", help="every variant as JSON")
+    args = parser.parse_args(argv)
+    try:
+        variants = load_registry(args.variants_file, include_builtin=not args.no_builtin)
+        lines: list[str] = []
+        if args.command == "names":
+            lines = [
+                variant.name
+                for variant in variants
+                if (not args.image or variant.image is not None)
+                and (not args.local or variant.local is not None)
+            ]
+        elif args.command == "get":
+            lines = _field(select_variants(variants, [args.name])[0], args.field)
+        elif args.command == "requirements":
+            chosen = [variant for variant in variants if not args.image or variant.image is not None]
+            lines = list(
+                dict.fromkeys(line for variant in chosen for line in _field(variant, "requirements"))
+            )
+        elif args.command == "stage-image":
+            stage_image(select_variants(variants, [args.name])[0], args.destination)
+        else:
+            lines = [json.dumps([variant.model_dump(mode="json") for variant in variants], indent=2)]
+    except RegistryError as error:
+        print(f"bench.registry: {error}", file=sys.stderr)
+        return 2
+    if lines:
+        print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -77,6 +77,11 @@ class RunDir:
         """raw/<variant>/<kind>.json for info, accuracy, startup, footprint."""
         return self.variant_dir(variant) / f"{kind}.json"
 
+    @property
+    def skipped_variants_file(self) -> Path:
+        """``[{"name", "reason"}]`` of the registered variants the run left out (absent when none)."""
+        return self.root / "raw" / "skipped_variants.json"
+
     def load_dir(self, variant: str, repeat: int, concurrency: int) -> Path:
         return self.variant_dir(variant) / "load" / f"r{repeat}-c{concurrency}"
 

@@ -45,13 +45,6 @@ class Spread:
     high: float
     n: int
 
-    @property
-    def relative_range(self) -> float:
-        """(max - min) / median: 0 when the repeats agree."""
-        if self.n == 0 or self.median == 0 or math.isnan(self.median):
-            return math.nan
-        return (self.high - self.low) / abs(self.median)
-
 
 def spread(values: Sequence[float]) -> Spread:
     """Median with min-max of the finite values (NaN median when none is finite)."""

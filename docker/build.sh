@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build every image: for each serving variant a slim (runtime) and a dev (fat) image, plus the Locust load image.
+# Build every image: for each Python serving variant of the registry (bench/variants.toml, those with a
+# `[variant.image]` section) a slim (runtime) and a dev (fat) image from the one parametrized
+# docker/python-variant.Dockerfile, plus the Locust load image.
 #
-#   docker/build.sh [onnx] [torch] [locust]      default: all of them, onnx first
+#   docker/build.sh [VARIANT...] [locust]        default: every variant with an image (registry order), then locust
 #   OFFLINE=1 docker/build.sh                    no registry: local Debian base images + wheelhouse/ only
 #
 # Online (default): BASE_IMAGE=python:3.11-slim, DEV_BASE_IMAGE=python:3.11, PIP_INDEX_URL (PyPI) and TORCH_INDEX_URL
@@ -9,6 +11,8 @@
 # (docker/wheelhouse.sh), both cached, then builds with --build-arg OFFLINE=1.
 # An image whose tag exists with the same inputs label is reused without a build; FORCE=1 builds anyway.
 # Tags: ${IMAGE_PREFIX:-serving-lab}/<variant>-serving:{slim,dev} and .../locust:latest (names compose.yaml uses).
+# The variant list, packages, ports and files come from `python -m bench.registry` (REGISTRY_PYTHON, default the
+# project's .venv: `make setup` makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,22 +32,33 @@ export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}"
 
 log() { echo "[build] $*" >&2; }
 
+REGISTRY_PYTHON="${REGISTRY_PYTHON:-.venv/bin/python}"
+if ! "$REGISTRY_PYTHON" -c 'import pydantic' 2>/dev/null; then
+  log "$REGISTRY_PYTHON cannot read the registry (run \`make setup\`, or set REGISTRY_PYTHON)"
+  exit 1
+fi
+registry() { "$REGISTRY_PYTHON" -m bench.registry "$@"; }
+PYTHON_DOCKERFILE=docker/python-variant.Dockerfile
+
 # Files each image is made from; their hash labels the image so an unchanged one is not rebuilt.
-COMMON_INPUTS=(requirements docker/install-venv.sh docker/healthcheck.py wheelhouse/.inputs serving_core model_zoo/card.py
-  model_zoo/__init__.py)
+COMMON_INPUTS=(requirements/serving-common.txt docker/install-venv.sh docker/healthcheck.py docker/serve.py
+  wheelhouse/.inputs bench/registry.py bench/variants.toml)
 inputs_of() {
   case "$1" in
-  torch) echo "${COMMON_INPUTS[@]}" torch_serving model_zoo ;;
-  onnx) echo "${COMMON_INPUTS[@]}" onnx_serving build/artifacts/fused.optimized.onnx build/artifacts/fused.portable.onnx \
-    build/artifacts/model.card.json build/artifacts/manifest.json ;;
   locust) echo requirements docker/install-venv.sh docker/locust.Dockerfile bench images wheelhouse/.inputs ;;
+  *)
+    local package
+    package="$(registry get "$1" package)"
+    # shellcheck disable=SC2046 # one path a line, none with spaces
+    echo "${COMMON_INPUTS[@]}" "$package" $(registry get "$1" image-files)
+    ;;
   esac
 }
 
 dockerfile_of() {
   case "$1" in
   locust) echo docker/locust.Dockerfile ;;
-  *) echo "$1_serving/Dockerfile" ;;
+  *) echo "$PYTHON_DOCKERFILE" ;;
   esac
 }
 
@@ -68,8 +83,13 @@ build_image() { # $1 variant, $2 target, $3 tag
   fi
   log "building $tag (target $target, offline=$OFFLINE)"
   local started=$SECONDS
+  local variant_args=()
+  if [[ "$variant" != locust ]]; then
+    variant_args=(--build-arg "VARIANT=$variant" --build-arg "PACKAGE=$(registry get "$variant" package)"
+      --build-arg "PORT=$(registry get "$variant" port)")
+  fi
   docker build --file "$(dockerfile_of "$variant")" --target "$target" --tag "$tag" \
-    --label "org.serving-lab.inputs=$inputs" \
+    --label "org.serving-lab.inputs=$inputs" "${variant_args[@]}" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "DEV_BASE_IMAGE=$DEV_BASE_IMAGE" \
     --build-arg "OFFLINE=$OFFLINE" --build-arg "PIP_INDEX_URL=$PIP_INDEX_URL" \
     --build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL" \
@@ -87,22 +107,23 @@ if [[ "$OFFLINE" == 1 ]]; then
   docker/wheelhouse.sh
 fi
 
+mapfile -t image_variants < <(registry names --image)
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(onnx torch locust)
+[[ ${#targets[@]} -gt 0 ]] || targets=("${image_variants[@]}" locust)
 for variant in "${targets[@]}"; do
-  case "$variant" in
-  onnx | torch)
-    if [[ "$variant" == onnx && ! -f build/artifacts/fused.optimized.onnx ]]; then
-      log "build/artifacts/fused.optimized.onnx is missing: run \`make artifacts\` first"
-      exit 1
-    fi
+  if [[ "$variant" == locust ]]; then
+    build_image locust runtime "$IMAGE_PREFIX/locust:latest"
+  elif [[ " ${image_variants[*]} " == *" $variant "* ]]; then
+    for file in $(registry get "$variant" image-files); do
+      if [[ ! -e "$file" ]]; then
+        log "$file (an image file of $variant) is missing: run \`make artifacts\` first"
+        exit 1
+      fi
+    done
     build_image "$variant" runtime "$IMAGE_PREFIX/$variant-serving:slim"
     build_image "$variant" dev "$IMAGE_PREFIX/$variant-serving:dev"
-    ;;
-  locust) build_image locust runtime "$IMAGE_PREFIX/locust:latest" ;;
-  *)
-    log "unknown image '$variant' (onnx, torch, locust)"
+  else
+    log "unknown image '$variant' (${image_variants[*]}, locust)"
     exit 2
-    ;;
-  esac
+  fi
 done

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Docker part of CI (.ci/run calls it), so the Docker tests run against a real engine and never skip.
 #
-#   docker/ci.sh prepare   engine answers (installed and started if needed), offline base images and wheelhouse
-#                          (cached), the ONNX artifacts, then every image built in the offline mode (reused when
-#                          its inputs are unchanged)
+#   docker/ci.sh prepare   engine answers (installed and started if needed), offline base images, the ONNX
+#                          artifacts (and the .venv), the wheelhouse (cached), then every image built in the
+#                          offline mode (reused when its inputs are unchanged)
 #   docker/ci.sh stop      take down what the tests may have left, and stop the dockerd that prepare started
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,8 @@ prepare() {
   local started=$SECONDS
   docker/engine.sh start
   docker/base-image.sh
+  make --no-print-directory artifacts # also the .venv, which reads the registry for the next two steps
   docker/wheelhouse.sh
-  make --no-print-directory artifacts
   OFFLINE=1 docker/build.sh
   log "prepared in $((SECONDS - started))s:"
   docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' 'serving-lab/*' >&2

@@ -32,6 +32,12 @@ install_engine() {
 start_engine() {
   if engine_answers; then
     log "engine already answers: $(docker info --format '{{.ServerVersion}} ({{.Driver}})' 2>/dev/null)"
+    # The offline base images need debootstrap even where an engine was already running.
+    if ! command -v debootstrap >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+      log "installing Debian's debootstrap (docker/base-image.sh needs it)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    fi
     return 0
   fi
   if [[ $(id -u) -ne 0 ]]; then

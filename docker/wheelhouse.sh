@@ -3,9 +3,9 @@
 # host, so the offline image builds install with `pip install --no-index --find-links` and contact no registry.
 #
 # The images run CPython 3.11 on linux x86_64 (glibc), like the host; only wheels are accepted (no sdist, so no compiler
-# is ever needed in a build). torch is pinned to 2.13.0 and must resolve to the CPU build: pip finds it through its
-# configured find-links / index (PIP_FIND_LINKS on this kind of machine), or TORCH_INDEX_URL when set (for example the
-# PyTorch CPU index).
+# is ever needed in a build). torch (pinned by a variant's requirements) must resolve to the CPU build: pip finds it
+# through its configured find-links / index (PIP_FIND_LINKS on this kind of machine), or TORCH_INDEX_URL when set
+# (for example the PyTorch CPU index).
 # Cached: skipped when wheelhouse/.inputs matches the requirement files. FORCE=1 refreshes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,15 @@ PIP="${PIP:-$DEFAULT_PIP}"
 TORCH_INDEX_URL="${TORCH_INDEX_URL:-}"
 EXTRA_INDEX_ARGS=()
 [[ -n "$TORCH_INDEX_URL" ]] && EXTRA_INDEX_ARGS=(--extra-index-url "$TORCH_INDEX_URL")
-REQUIREMENTS=(requirements/serving-common.txt requirements/torch_serving.txt requirements/onnx_serving.txt
-  requirements/locust.txt)
+# Every requirements file of a variant with an image (bench/variants.toml, read through the registry CLI with the
+# project's .venv: `make setup`), plus Locust's.
+REGISTRY_PYTHON="${REGISTRY_PYTHON:-.venv/bin/python}"
+mapfile -t VARIANT_REQUIREMENTS < <("$REGISTRY_PYTHON" -m bench.registry requirements --image)
+if [[ ${#VARIANT_REQUIREMENTS[@]} -eq 0 ]]; then
+  echo "[wheelhouse] $REGISTRY_PYTHON -m bench.registry listed no requirements (run \`make setup\`)" >&2
+  exit 1
+fi
+REQUIREMENTS=(requirements/serving-common.txt "${VARIANT_REQUIREMENTS[@]}" requirements/locust.txt)
 PLATFORM_ARGS=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
   --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform linux_x86_64)
@@ -32,15 +39,16 @@ fi
 
 mkdir -p "$WHEELHOUSE"
 started=$SECONDS
-for requirements in requirements/onnx_serving.txt requirements/torch_serving.txt requirements/locust.txt; do
+for requirements in "${VARIANT_REQUIREMENTS[@]}" requirements/locust.txt; do
   log "pip download -r $requirements"
   # shellcheck disable=SC2086
   $PIP download --quiet --dest "$WHEELHOUSE" "${PLATFORM_ARGS[@]}" "${EXTRA_INDEX_ARGS[@]}" -r "$requirements" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 done
 
-torch_wheels=("$WHEELHOUSE"/torch-2.13.0*.whl)
-if [[ ! -f "${torch_wheels[0]}" ]]; then
-  log "no torch 2.13.0 wheel landed in $WHEELHOUSE/"
+torch_pin="$(sed -n 's/^torch==\([^ ]*\).*/\1/p' "${REQUIREMENTS[@]}" | head -n 1)"
+torch_wheels=("$WHEELHOUSE"/torch-"$torch_pin"*.whl)
+if [[ -n "$torch_pin" && ! -f "${torch_wheels[0]}" ]]; then
+  log "no torch $torch_pin wheel landed in $WHEELHOUSE/"
   exit 1
 fi
 if ls "$WHEELHOUSE" | grep -qiE '^nvidia_|^triton-'; then

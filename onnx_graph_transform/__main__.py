@@ -8,9 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from artifact_contract import MANIFEST_FILE, VALIDATION_FILE
+from artifact_contract.manifest import Manifest
 from model_zoo.card import card_path_for
 from model_zoo.checkpoint import load_classifier
-from onnx_graph_transform import MANIFEST_FILE, VALIDATION_FILE
 from onnx_graph_transform.build import DEFAULT_CHECKPOINT, DEFAULT_IMAGES, BuildRequest, build
 from onnx_graph_transform.optimize import DEFAULT_LEVEL, LEVELS
 from onnx_graph_transform.speed import DEFAULT_PHOTO, measure_speed, render_speed, speed_inputs
@@ -79,16 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         manifest = build(request)
         print(render_summary(manifest, json.loads((arguments.out / VALIDATION_FILE).read_text())))
-        return 0 if manifest["validation"]["fp32"]["passed"] else 1
+        return 0 if manifest.validation.fp32["passed"] else 1
     if arguments.command == "speed":
         return _speed(arguments)
     manifest_path = arguments.out / MANIFEST_FILE
     if not manifest_path.exists():
         print(f"no {MANIFEST_FILE} in {arguments.out}: run the build first", file=sys.stderr)
         return 2
-    manifest = json.loads(manifest_path.read_text())
+    manifest = Manifest.read(arguments.out)
     print(render_summary(manifest, json.loads((arguments.out / VALIDATION_FILE).read_text())))
-    return 0 if manifest["validation"]["fp32"]["passed"] else 1
+    return 0 if manifest.validation.fp32["passed"] else 1
 
 
 if __name__ == "__main__":

@@ -17,18 +17,19 @@ from pathlib import Path
 
 import onnx
 
-from model_zoo.card import ModelCard, card_path_for, sha256_of
-from model_zoo.checkpoint import DEFAULT_CHECKPOINT, load_classifier
-from onnx_graph_transform import (
+from artifact_contract import (
     CARD_FILE,
     CLASSIFIER_FILE,
     FUSED_FILE,
     INT8_FILE,
-    MANIFEST_FILE,
     OPTIMIZED_FILE,
     PORTABLE_FILE,
     VALIDATION_FILE,
 )
+from artifact_contract.manifest import Manifest
+from artifact_contract.session import open_session
+from model_zoo.card import ModelCard, card_path_for, sha256_of
+from model_zoo.checkpoint import DEFAULT_CHECKPOINT, load_classifier
 from onnx_graph_transform.export import export_classifier
 from onnx_graph_transform.fuse import fuse_preprocessing
 from onnx_graph_transform.manifest import build_manifest, write_json
@@ -37,7 +38,6 @@ from onnx_graph_transform.optimize import (
     PORTABLE_LEVEL,
     OptimizationLevel,
     optimize_offline,
-    serving_session,
 )
 from onnx_graph_transform.quantize import quantize_classifier
 from onnx_graph_transform.reference import reference_probabilities
@@ -67,7 +67,7 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     timings[step] = round(time.perf_counter() - started, 2)
 
 
-def build(request: BuildRequest) -> dict[str, object]:
+def build(request: BuildRequest) -> Manifest:
     """Build, validate and publish the artifacts; returns the manifest (also written to ``out``)."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -97,11 +97,11 @@ def build(request: BuildRequest) -> dict[str, object]:
 
         # Both fp32 artifacts face the same gate; the torch side is computed once for the two.
         reference = memoized(lambda images: reference_probabilities(model, images, spec))
-        fp32_session = serving_session(staging / OPTIMIZED_FILE)
+        fp32_session = open_session(staging / OPTIMIZED_FILE)
         with _timed(timings, "validate_fp32"):
             fp32 = validate_fp32(fp32_session, reference, heldout)
         with _timed(timings, "validate_portable"):
-            portable = validate_fp32(serving_session(staging / PORTABLE_FILE), reference, heldout)
+            portable = validate_fp32(open_session(staging / PORTABLE_FILE), reference, heldout)
         validation: dict[str, object] = {
             "heldout_source": heldout.source,
             "fp32": {"artifact": OPTIMIZED_FILE, **fp32},
@@ -112,14 +112,14 @@ def build(request: BuildRequest) -> dict[str, object]:
             with _timed(timings, "quantize"):
                 optimization["int8"] = _build_int8(staging, card, request.level)
             with _timed(timings, "validate_int8"):
-                int8 = validate_int8(serving_session(staging / INT8_FILE), fp32_session, heldout)
+                int8 = validate_int8(open_session(staging / INT8_FILE), fp32_session, heldout)
             validation["int8"] = {"artifact": INT8_FILE, **int8}
         write_json(staging / VALIDATION_FILE, validation)
         timings["total"] = round(time.perf_counter() - started, 2)
         manifest = build_manifest(
             staging, card, sha256_of(request.card_path), request.checkpoint, optimization, validation, timings
         )
-        write_json(staging / MANIFEST_FILE, manifest)
+        manifest.write(staging)
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

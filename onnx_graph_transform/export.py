@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from onnx_graph_transform import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
+from artifact_contract import CLASSIFIER_INPUT, CLASSIFIER_OUTPUT
 
 DEFAULT_OPSET = 18
 EXAMPLE_BATCH = 2

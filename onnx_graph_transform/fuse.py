@@ -32,8 +32,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper, version_converter
 
+from artifact_contract import IMAGE_INPUT, PROBABILITIES_OUTPUT
 from model_zoo.card import Preprocessing
-from onnx_graph_transform import IMAGE_INPUT, PROBABILITIES_OUTPUT
 
 MIN_OPSET = 18  # Resize's antialias attribute arrived in opset 18
 PREFIX = "preprocess/"

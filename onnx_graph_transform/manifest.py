@@ -1,10 +1,5 @@
-"""manifest.json: what was built, from what, with which tools, and what may be served.
-
-``serve`` and the per-artifact entries are the part services read: the fp32 and portable artifacts are listed
-only if their parity gates passed, the int8 artifact only if it was built and accepted. Each artifact
-records its ORT optimization ``level``, whether the saved graph is ``hardware_specific`` (holds NCHWc layout
-nodes) and the build host's ``cpu_fingerprint``: onnx_serving refuses a hardware-specific artifact on a CPU
-whose fingerprint differs. Everything else is provenance for people and reports.
+"""Builds the ``manifest.json`` of a build directory (``artifact_contract.manifest.Manifest`` says what each
+key means and is what readers load).
 """
 
 from __future__ import annotations
@@ -14,24 +9,33 @@ import platform
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from model_zoo.card import ModelCard
-from onnx_graph_transform import (
+from artifact_contract import (
     CARD_FILE,
     CLASSIFIER_FILE,
     FUSED_FILE,
     IMAGE_INPUT,
     INT8_FILE,
-    MANIFEST_FILE,
     OPTIMIZED_FILE,
     PORTABLE_FILE,
     PROBABILITIES_OUTPUT,
     VALIDATION_FILE,
 )
+from artifact_contract.cpu import cpu_fingerprint
+from artifact_contract.manifest import (
+    ArtifactEntry,
+    BuildHost,
+    GraphInterface,
+    Manifest,
+    ModelProvenance,
+    ServeChoice,
+    TensorSpec,
+    ValidationGates,
+)
+from model_zoo.card import ModelCard
 from onnx_graph_transform.graph_info import describe_file
-from serving_core.cpu import cpu_fingerprint
 
-MANIFEST_FORMAT = 1
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy", "pillow")
 ROLES = {
     CLASSIFIER_FILE: "raw export: float NCHW input, logits output",
@@ -57,10 +61,10 @@ def build_manifest(
     card: ModelCard,
     card_sha256: str,
     checkpoint: Path,
-    optimization: dict[str, object],
-    validation: dict[str, object],
+    optimization: dict[str, Any],
+    validation: dict[str, Any],
     step_seconds: dict[str, float],
-) -> dict[str, object]:
+) -> Manifest:
     fp32_gate = validation["fp32"]["gate"]
     portable_gate = validation["portable"]["gate"]
     int8 = validation.get("int8")
@@ -80,59 +84,49 @@ def build_manifest(
     for name, role in ROLES.items():
         if (out / name).exists():
             report = reports.get(name) or {}
-            artifacts[name] = {
-                "role": role,
+            artifacts[name] = ArtifactEntry(
+                role=role,
                 **describe_file(out / name),
-                "level": report.get("level"),  # None: not optimized by ORT
-                "hardware_specific": bool(report.get("hardware_specific", False)),
-                "cpu_fingerprint": build_cpu,
-            }
-            if name in statuses:
-                artifacts[name]["status"] = statuses[name]
-    return {
-        "format": MANIFEST_FORMAT,
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "build_seconds": step_seconds["total"],
-        "step_seconds": step_seconds,
-        "serve": {
-            "fp32": OPTIMIZED_FILE if statuses[OPTIMIZED_FILE] == "accepted" else None,
-            "portable": PORTABLE_FILE if statuses[PORTABLE_FILE] == "accepted" else None,
-            "int8": INT8_FILE if statuses.get(INT8_FILE) == "accepted" else None,
-        },
-        "model": {
-            "name": card.name,
-            "architecture": card.architecture,
-            "num_classes": card.num_classes,
-            "checkpoint": checkpoint.name,
-            "weights_sha256": card.weights_sha256,
-            "card_file": CARD_FILE,
-            "card_sha256": card_sha256,
-        },
-        "interface": {
-            "input": {"name": IMAGE_INPUT, "dtype": "uint8", "shape": ["batch", "height", "width", 3]},
-            "output": {
-                "name": PROBABILITIES_OUTPUT,
-                "dtype": "float32",
-                "shape": ["batch", card.num_classes],
-            },
-        },
-        "preprocessing": card.preprocessing.model_dump(mode="json"),
-        "optimization": optimization,
-        "artifacts": artifacts,
-        "validation": {
-            "report": VALIDATION_FILE,
-            "fp32": fp32_gate,
-            "portable": portable_gate,
-            "int8": int8["gate"] if int8 is not None else None,
-        },
-        "build_host": {"cpu": build_cpu, "platform": platform.platform()},
-        "versions": tool_versions(),
-    }
+                level=report.get("level"),
+                hardware_specific=bool(report.get("hardware_specific", False)),
+                cpu_fingerprint=build_cpu,
+                status=statuses.get(name),
+            )
+    return Manifest(
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        build_seconds=step_seconds["total"],
+        step_seconds=step_seconds,
+        serve=ServeChoice(
+            fp32=OPTIMIZED_FILE if statuses[OPTIMIZED_FILE] == "accepted" else None,
+            portable=PORTABLE_FILE if statuses[PORTABLE_FILE] == "accepted" else None,
+            int8=INT8_FILE if statuses.get(INT8_FILE) == "accepted" else None,
+        ),
+        model=ModelProvenance(
+            name=card.name,
+            architecture=card.architecture,
+            num_classes=card.num_classes,
+            checkpoint=checkpoint.name,
+            weights_sha256=card.weights_sha256,
+            card_file=CARD_FILE,
+            card_sha256=card_sha256,
+        ),
+        interface=GraphInterface(
+            input=TensorSpec(name=IMAGE_INPUT, dtype="uint8", shape=["batch", "height", "width", 3]),
+            output=TensorSpec(name=PROBABILITIES_OUTPUT, dtype="float32", shape=["batch", card.num_classes]),
+        ),
+        preprocessing=card.preprocessing.model_dump(mode="json"),
+        optimization=optimization,
+        artifacts=artifacts,
+        validation=ValidationGates(
+            report=VALIDATION_FILE,
+            fp32=fp32_gate,
+            portable=portable_gate,
+            int8=int8["gate"] if int8 is not None else None,
+        ),
+        build_host=BuildHost(cpu=build_cpu, platform=platform.platform()),
+        versions=tool_versions(),
+    )
 
 
-def write_json(path: Path, document: dict[str, object]) -> None:
+def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2) + "\n")
-
-
-def read_manifest(out: str | Path) -> dict[str, object]:
-    return json.loads((Path(out) / MANIFEST_FILE).read_text())

@@ -21,8 +21,9 @@ from typing import Literal
 import onnx
 import onnxruntime as ort
 
+from artifact_contract import NCHWC_DOMAIN
+from artifact_contract.session import PROVIDERS
 from onnx_graph_transform.graph_info import node_counts
-from onnx_serving.session import open_session
 
 OptimizationLevel = Literal["basic", "extended", "all"]
 DEFAULT_LEVEL: OptimizationLevel = "all"
@@ -32,7 +33,6 @@ LEVELS: dict[str, ort.GraphOptimizationLevel] = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
-NCHWC_DOMAIN = "com.microsoft.nchwc"
 ORT_LOG_ERROR = 3
 
 
@@ -73,7 +73,7 @@ def optimize_offline(
     if level == "all":
         # ORT's "may contain hardware specific optimizations" warning is expected: the manifest records it.
         options.log_severity_level = ORT_LOG_ERROR
-    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(str(source), options, providers=PROVIDERS)
     optimized = prune_unused_opsets(onnx.load(str(destination)))
     onnx.save(optimized, str(destination))
     before = node_counts(onnx.load(str(source)))
@@ -90,8 +90,3 @@ def optimize_offline(
         "bytes_before": Path(source).stat().st_size,
         "bytes_after": Path(destination).stat().st_size,
     }
-
-
-def serving_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """The artifact opened exactly as onnx_serving opens it (no further graph optimization, CPU provider)."""
-    return open_session(path, threads)

@@ -19,9 +19,9 @@ import onnxruntime as ort
 import torch
 from PIL import Image
 
+from artifact_contract import IMAGE_INPUT, OPTIMIZED_FILE, PORTABLE_FILE
+from artifact_contract.session import open_session
 from model_zoo.card import Preprocessing
-from onnx_graph_transform import IMAGE_INPUT, OPTIMIZED_FILE, PORTABLE_FILE
-from onnx_graph_transform.optimize import serving_session
 from onnx_graph_transform.reference import reference_probabilities
 
 DEFAULT_PHOTO = Path(__file__).resolve().parents[1] / "images" / "photo_medium.jpg"
@@ -62,7 +62,7 @@ def measure_speed(
         os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
     sessions = {
-        f"{name} ({level})": serving_session(out / name)
+        f"{name} ({level})": open_session(out / name)
         for name, level in ((OPTIMIZED_FILE, "served"), (PORTABLE_FILE, "portable"))
         if (out / name).is_file()
     }

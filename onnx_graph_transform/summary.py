@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from artifact_contract.manifest import Manifest
+
 
 def _mb(size: int) -> str:
     return f"{size / 1e6:.2f} MB"
 
 
-def render_summary(manifest: dict, validation: dict) -> str:
+def render_summary(manifest: Manifest, validation: dict[str, Any]) -> str:
     fp32 = validation["fp32"]
     heldout = fp32["heldout"]
     gate = fp32["gate"]
     worst_synthetic = max(case["max_abs_delta"] for case in fp32["synthetic"])
     lines = [
-        f"model {manifest['model']['name']} ({manifest['model']['architecture']}), "
-        f"built in {manifest['build_seconds']:.1f} s, "
-        f"ORT optimization level {manifest['optimization']['level']}",
+        f"model {manifest.model.name} ({manifest.model.architecture}), "
+        f"built in {manifest.build_seconds:.1f} s, "
+        f"ORT optimization level {manifest.optimization['level']}",
         f"fp32 {fp32['artifact']}: {'PASSED' if gate['passed'] else 'FAILED'} ({gate['rule']})",
         f"  held-out: {heldout['images']} images, top-1 agreement {heldout['top1_agreement']:.2%}, "
         f"max |dp| {heldout['max_abs_delta']:.2e}, accuracy torch {heldout['reference_accuracy']:.2%} / "
@@ -43,16 +47,16 @@ def render_summary(manifest: dict, validation: dict) -> str:
             f"agreement with fp32 {compared['top1_agreement']:.2%}, "
             f"max |dp| vs fp32 {compared['max_abs_delta']:.2e}"
         )
-    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in manifest["step_seconds"].items())
+    steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in manifest.step_seconds.items())
     lines.append(f"build steps: {steps}")
-    optimization = manifest["optimization"]
+    optimization = manifest.optimization
     lines.append(f"nodes: fused {optimization['nodes_before']} -> optimized {optimization['nodes_after']}")
-    for name, artifact in manifest["artifacts"].items():
-        status = f" [{artifact['status']}]" if "status" in artifact else ""
-        level = f" level {artifact['level']}" if artifact.get("level") else ""
-        specific = ", specific to this CPU" if artifact.get("hardware_specific") else ""
-        size = _mb(artifact["bytes"])
-        lines.append(f"  {name:28s} {size:>10s} {artifact['nodes']:4d} nodes{level}{specific}{status}")
-    serve = manifest["serve"]
-    lines.append(f"serve: fp32={serve['fp32']} portable={serve.get('portable')} int8={serve['int8']}")
+    for name, artifact in manifest.artifacts.items():
+        status = f" [{artifact.status}]" if artifact.status is not None else ""
+        level = f" level {artifact.level}" if artifact.level else ""
+        specific = ", specific to this CPU" if artifact.hardware_specific else ""
+        size = _mb(artifact.bytes)
+        lines.append(f"  {name:28s} {size:>10s} {artifact.nodes:4d} nodes{level}{specific}{status}")
+    serve = manifest.serve
+    lines.append(f"serve: fp32={serve.fp32} portable={serve.portable} int8={serve.int8}")
     return "\n".join(lines)

@@ -17,8 +17,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from artifact_contract import IMAGE_INPUT
 from model_zoo.digits import load_split
-from onnx_graph_transform import IMAGE_INPUT
 
 FP32_MAX_ABS_DELTA = 1e-4
 FP32_MIN_AGREEMENT = 1.0

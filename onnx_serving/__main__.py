@@ -1,7 +1,7 @@
 """``python -m onnx_serving``: uvicorn with host, port, workers and threads from the environment."""
 
+from onnx_serving.settings import OnnxServingSettings
 from serving_core.server import serve
-from serving_core.settings import OnnxServingSettings
 
 if __name__ == "__main__":
     serve("onnx_serving.app:app", OnnxServingSettings())

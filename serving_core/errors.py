@@ -66,11 +66,6 @@ class NotReadyError(ServingError):
     code = "not_ready"
 
 
-class OverloadedError(ServingError):
-    status_code = 503
-    code = "overloaded"
-
-
 class AdminDisabledError(ServingError):
     status_code = 403
     code = "admin_disabled"

@@ -26,7 +26,6 @@ log = logging.getLogger("serving_core.model")
 
 GENERATION_FILE = "reload_generation"
 GENERATION_POLL_SECONDS = 0.5
-READY_MARKER_PREFIX = "ready-"
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,6 @@ class ReloadOutcome:
 def _runtime_dir() -> Path | None:
     directory = os.environ.get(RUNTIME_DIR_ENV)
     return Path(directory) if directory else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read_generation(path: Path | None) -> int:
@@ -72,8 +61,8 @@ class ModelHolder:
         self._settings = settings
         self._predictor: Predictor | None = None
         self._lock = asyncio.Lock()
-        self._runtime_dir = _runtime_dir()
-        self._generation_path = self._runtime_dir / GENERATION_FILE if self._runtime_dir else None
+        runtime_dir = _runtime_dir()
+        self._generation_path = runtime_dir / GENERATION_FILE if runtime_dir else None
         self._generation = _read_generation(self._generation_path)
         self.load_error: str | None = None
         self.reloads = 0
@@ -88,25 +77,6 @@ class ModelHolder:
             reason = f": {self.load_error}" if self.load_error else " yet"
             raise NotReadyError(f"the model is not loaded{reason}", headers={"Retry-After": "1"})
         return predictor
-
-    def _mark_ready(self) -> None:
-        metrics.set_ready(True)
-        if self._runtime_dir is not None:
-            (self._runtime_dir / f"{READY_MARKER_PREFIX}{os.getpid()}").touch()
-
-    def unmark_ready(self) -> None:
-        if self._runtime_dir is not None:
-            (self._runtime_dir / f"{READY_MARKER_PREFIX}{os.getpid()}").unlink(missing_ok=True)
-
-    def ready_workers(self) -> int:
-        """Workers of this service whose model is loaded and warm (1 or 0 for a lone process)."""
-        if self._runtime_dir is None:
-            return int(self._predictor is not None)
-        pids = (
-            int(marker.name.removeprefix(READY_MARKER_PREFIX))
-            for marker in self._runtime_dir.glob(f"{READY_MARKER_PREFIX}*")
-        )
-        return sum(1 for pid in pids if _alive(pid))
 
     def _build(self) -> Predictor:
         predictor = self._factory(self._settings)
@@ -126,7 +96,7 @@ class ModelHolder:
             log.error("model load failed; /ready stays 503", extra={"reason": exc.message})
             return
         self._predictor = predictor
-        self._mark_ready()
+        metrics.set_ready(True)  # per worker: /metrics reports each worker's readiness
         log.info("ready", extra={"model_hash": predictor.model_hash, "variant": self._settings.variant})
 
     async def reload(self, *, broadcast: bool = True) -> ReloadOutcome:
@@ -142,7 +112,7 @@ class ModelHolder:
             self.load_error = None
             self.reloads += 1
             metrics.RELOADS.labels("succeeded").inc()
-            self._mark_ready()
+            metrics.set_ready(True)
             if broadcast and self._generation_path is not None:
                 self._generation = _read_generation(self._generation_path) + 1
                 _write_generation(self._generation_path, self._generation)

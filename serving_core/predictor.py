@@ -1,7 +1,11 @@
-"""The Predictor interface: the only thing a serving variant implements (besides its three-line entry point).
+"""The Predictor interface: what a serving variant implements (besides its settings and entry point).
 
 A predictor is built from settings, ``load()``-ed once, and is immutable afterwards: a reload builds and loads
 a new predictor and swaps the reference, so requests already running finish on the model they started with.
+
+Besides the three required methods a predictor declares what its runtime can do, as class attributes the
+bench reads instead of testing runtime names: ``fused_preprocessing`` (the model's graph does the
+preprocessing) and ``operator_profiler`` with its ``profile_operators`` hook.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +35,17 @@ class BatchOutput:
     inference_ms: float
 
 
+@dataclass(frozen=True)
+class OperatorProfile:
+    """Time per operator over ``runs`` inference calls of one image, and the raw trace saved beside it."""
+
+    profiler: str
+    runs: int
+    trace: Path
+    total_us: dict[str, float]
+    occurrences: dict[str, int]
+
+
 @dataclass
 class LoadedModel:
     """What every predictor knows after ``load()``."""
@@ -46,9 +61,16 @@ class LoadedModel:
 
 
 class Predictor(abc.ABC):
-    """Subclasses set ``runtime`` and implement ``_load``, ``_predict`` and ``_versions``."""
+    """Subclasses set ``runtime`` and implement ``_load``, ``_predict`` and ``_versions``; they override the
+    capabilities below when their runtime has them.
+    """
 
     runtime: str = "unknown"
+    fused_preprocessing: ClassVar[bool] = False
+    """True when the model's graph does the preprocessing: ``BatchOutput.preprocess_ms`` then only times the
+    batch arrangement, and ``inference_ms`` includes the preprocessing."""
+    operator_profiler: ClassVar[str | None] = None
+    """What ``profile_operators`` measures (e.g. "torch.profiler (self CPU time)"); None: no profiler."""
 
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
@@ -120,6 +142,13 @@ class Predictor(abc.ABC):
 
     def versions(self) -> dict[str, str]:
         return self._versions()
+
+    def profile_operators(self, image: np.ndarray, calls: int, out_dir: Path) -> OperatorProfile:
+        """Time the whole predict work (preprocessing and model) of ``image`` by operator over at least
+        ``calls`` calls (``runs`` in the result says how many the totals cover); save the raw trace (Chrome
+        trace format) in ``out_dir``.
+        """
+        raise NotImplementedError(f"no operator profiler for runtime {self.runtime!r}")
 
 
 PredictorFactory = Callable[[ServingSettings], Predictor]

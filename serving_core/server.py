@@ -57,7 +57,7 @@ class _ClosingSupervisor(Multiprocess):
 
 
 def serve(app_import_path: str, settings: ServingSettings) -> None:
-    """Run ``app_import_path`` (e.g. ``"onnx_serving.app:app"``) under uvicorn as ``settings`` say.
+    """Run ``app_import_path`` (e.g. ``"foo_serving.app:app"``) under uvicorn as ``settings`` say.
 
     On SIGTERM the service stops accepting connections at once, lets the requests in flight finish for up to
     ``GRACEFUL_TIMEOUT`` seconds, then exits.

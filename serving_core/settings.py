@@ -1,5 +1,7 @@
-"""Every environment variable a serving variant reads, in one place (documented line by line in
-``.env.example``).
+"""The environment variables every serving variant reads (documented line by line in ``.env.example``).
+
+A variant subclasses ``ServingSettings`` in its own ``settings.py`` with its ``variant`` name, its default
+port and the variables only it reads (its artifact path, say).
 """
 
 from __future__ import annotations
@@ -7,16 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Set by serving_core.server for its workers, never by users: where workers share state (reload generation,
 # metrics).
 RUNTIME_DIR_ENV = "SERVING_RUNTIME_DIR"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-DEFAULT_CHECKPOINT = Path("model_zoo/default/mobilenet_v3_small_digits.pt")
-DEFAULT_ONNX_MODEL = Path("build/artifacts/fused.optimized.onnx")
 
 
 class ServingSettings(BaseSettings):
@@ -32,9 +31,7 @@ class ServingSettings(BaseSettings):
     inter_op_threads: int = Field(1, ge=1)
     inference_concurrency: int = Field(1, ge=1, description="inference calls running at once per worker")
     decode_concurrency: int = Field(1, ge=1, description="image decodes running at once per worker")
-    model_checkpoint: Path = DEFAULT_CHECKPOINT
     model_card: Path | None = Field(None, description="unset: the card beside the served artifact")
-    onnx_model: Path = DEFAULT_ONNX_MODEL
     top_k: int = Field(5, ge=1)
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(50_000_000, ge=1)
@@ -48,15 +45,3 @@ class ServingSettings(BaseSettings):
     graceful_timeout: int = Field(10, ge=0, description="seconds in-flight requests get after SIGTERM")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     prometheus_multiproc_dir: Path | None = None
-
-
-class TorchServingSettings(ServingSettings):
-    variant: str = "torch"
-    port: int = Field(8001, ge=0, le=65535, validation_alias=AliasChoices("TORCH_PORT", "PORT", "port"))
-    workers: int = Field(1, ge=1, validation_alias=AliasChoices("TORCH_WORKERS", "WORKERS", "workers"))
-
-
-class OnnxServingSettings(ServingSettings):
-    variant: str = "onnx"
-    port: int = Field(8002, ge=0, le=65535, validation_alias=AliasChoices("ONNX_PORT", "PORT", "port"))
-    workers: int = Field(1, ge=1, validation_alias=AliasChoices("ONNX_WORKERS", "WORKERS", "workers"))

@@ -2,9 +2,11 @@
 
 ``SERVING_BASE_URL`` (comma-separated) points the conformance suite at services that are already running,
 inside this repo or not; ``SERVING_ADMIN_TOKEN`` is then their admin token, if the reload checks should
-authenticate. Without it, ``torch_serving`` (1 worker) and ``onnx_serving`` (2 workers, so the multiprocess
-metrics are exercised) are started from the real default artifacts, once per test session, and stopped at the
-end.
+authenticate. Without it, every variant of the registry with a ``[variant.local]`` launch
+(bench/variants.toml, external/*/variants.toml, BENCH_VARIANTS_FILES; see tests/fixtures/variants.py) is
+started from the real default artifacts with its ``[variant.tests]`` workers and env (onnx: 2 workers, so the
+multiprocess metrics are exercised), once per test session, and stopped at the end. A variant's
+``contract_skips`` skip the tests that do not apply to it, with the reason.
 """
 
 from __future__ import annotations
@@ -24,20 +26,29 @@ import httpx
 import psutil
 import pytest
 
+from bench.registry import Variant
 from tests.fixtures.bad_inputs import png_bomb
+from tests.fixtures.variants import (
+    artifact_variables,
+    ensure_startable,
+    local_variants,
+    prefixed_variables,
+    skip_reason_for,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES_DIR = REPO_ROOT / "images"
 BASE_URL_ENV = "SERVING_BASE_URL"
 ADMIN_TOKEN_ENV = "SERVING_ADMIN_TOKEN"
+VARIANTS_ENV = "SERVING_VARIANTS"  # comma-separated registry names: the suite starts only those
+WORKERS_VARIABLES = ("WORKERS", "_WORKERS")  # names ending so in a variant's env set its worker count
 TEST_ADMIN_TOKEN = "contract-suite-token"
 READY_TIMEOUT_SECONDS = 120.0
 
+# The served artifact of each variant, by the variable that names it: MODEL_CHECKPOINT, ONNX_MODEL, ...
 DEFAULT_ARTIFACTS = {
-    "MODEL_CHECKPOINT": REPO_ROOT / "model_zoo/default/mobilenet_v3_small_digits.pt",
-    "ONNX_MODEL": REPO_ROOT / "build/artifacts/fused.optimized.onnx",
+    variable: variant.artifact_paths[0] for variable, variant in artifact_variables().items()
 }
-LOCAL_VARIANTS = {"torch": ("torch_serving", 1), "onnx": ("onnx_serving", 2)}
 
 
 def free_port() -> int:
@@ -54,8 +65,12 @@ def artifact_path(variable: str) -> Path:
     return path
 
 
-def artifacts_environment() -> dict[str, str]:
-    """The environment that points a spawned service at the real default artifacts (or their overrides)."""
+def artifacts_environment(variant: Variant | None = None) -> dict[str, str]:
+    """The environment that points a spawned service at the real default artifacts (or their overrides):
+    every variant's, or only ``variant``'s own."""
+    if variant is not None:
+        variable = variant.tests.artifact_env
+        return {variable: str(artifact_path(variable))} if variable in DEFAULT_ARTIFACTS else {}
     return {variable: str(artifact_path(variable)) for variable in DEFAULT_ARTIFACTS}
 
 
@@ -150,16 +165,7 @@ def wait_until_ready(
     pytest.fail(f"{service.name} not ready after {timeout:.0f} s:\n{service.log_text()[-3000:]}")
 
 
-def start_service(
-    name: str,
-    module: str,
-    log_dir: Path,
-    *,
-    workers: int = 1,
-    extra_env: dict[str, str] | None = None,
-    wait: bool = True,
-) -> LiveService:
-    port = free_port()
+def _service_environment(port: int, workers: int) -> dict[str, str]:
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
@@ -169,21 +175,71 @@ def start_service(
         "LOG_LEVEL": "info",
         "PYTHONUNBUFFERED": "1",
     }
-    for prefixed in (
-        "TORCH_PORT",
-        "ONNX_PORT",
-        "TORCH_WORKERS",
-        "ONNX_WORKERS",
-        "VARIANT",
-        "PROMETHEUS_MULTIPROC_DIR",
-    ):
+    for prefixed in (*sorted(prefixed_variables()), "VARIANT", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(prefixed, None)
-    env.update(extra_env or {})
+    return env
+
+
+def start_service(
+    name: str,
+    module: str,
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> LiveService:
+    """``python -m module`` on a free port (the generic PORT / WORKERS settings)."""
+    port = free_port()
+    env = {**_service_environment(port, workers), **(extra_env or {})}
+    return _spawn(name, [sys.executable, "-m", module], port, workers, env, log_dir, wait=wait)
+
+
+def start_variant(
+    variant: Variant,
+    log_dir: Path,
+    *,
+    name: str | None = None,
+    workers: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> LiveService:
+    """A registered variant as the bench starts it (its ``[variant.local]`` command and env, placeholders
+    filled), plus its ``[variant.tests]`` env, the suite's admin token and ``extra_env``. ``workers``
+    (default: its ``[variant.tests] workers``) also sets the ``WORKERS`` / ``*_WORKERS`` of its env."""
+    assert variant.local is not None, f"{variant.name} has no [variant.local] launch"
+    ensure_startable(variant)
+    port = free_port()
+    command, local_env = variant.local.render(port=port, root=variant.root)
+    tests_env = {key: value.replace("{port}", str(port)) for key, value in variant.tests.env.items()}
+    variant_env = {**local_env, **tests_env}
+    if workers is not None:
+        variant_env.update({key: str(workers) for key in variant_env if key.endswith(WORKERS_VARIABLES)})
+    workers = workers or variant.tests.workers
+    env = {
+        **_service_environment(port, workers),
+        **variant_env,
+        **artifacts_environment(variant),
+        **(extra_env or {}),
+    }
+    label = name or variant.name
+    return _spawn(label, command, port, workers, env, log_dir, wait=wait, cwd=variant.local_cwd)
+
+
+def _spawn(
+    name: str,
+    command: list[str],
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    wait: bool,
+    cwd: Path = REPO_ROOT,
+) -> LiveService:
     log_path = log_dir / f"{name}-{port}.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     service = LiveService(name, f"http://127.0.0.1:{port}", TEST_ADMIN_TOKEN, process, log_path, workers, env)
     if wait:
         try:
@@ -206,10 +262,7 @@ class ServicePool:
             if name.startswith(("http://", "https://")):
                 self.services[name] = LiveService(name, name.rstrip("/"), os.environ.get(ADMIN_TOKEN_ENV))
             else:
-                module, workers = LOCAL_VARIANTS[name]
-                self.services[name] = start_service(
-                    name, module, self.log_dir, workers=workers, extra_env=artifacts_environment()
-                )
+                self.services[name] = start_variant(local_variants()[name], self.log_dir)
         return self.services[name]
 
     def close(self) -> None:
@@ -219,15 +272,28 @@ class ServicePool:
 
 
 def service_names() -> list[str]:
+    """SERVING_BASE_URL's services, else the registry's local variants (SERVING_VARIANTS: those named)."""
     configured = os.environ.get(BASE_URL_ENV, "").strip()
     if configured:
         return [url.strip() for url in configured.split(",") if url.strip()]
-    return list(LOCAL_VARIANTS)
+    chosen = [name.strip() for name in os.environ.get(VARIANTS_ENV, "").split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(local_variants()))
+    if unknown:
+        registered = list(local_variants())
+        raise pytest.UsageError(f"{VARIANTS_ENV}: no local variant {unknown}; registered: {registered}")
+    return chosen or list(local_variants())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "service" in metafunc.fixturenames:
         metafunc.parametrize("service_name", service_names(), scope="session")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A variant's ``contract_skips``: the tests that do not apply to it skip with its reason."""
+    reason = skip_reason_for(item)
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -263,6 +329,32 @@ def start_local_service(tmp_path: Path) -> Iterator[object]:
         name: str, module: str, *, workers: int = 1, env: dict[str, str] | None = None, wait: bool = True
     ) -> LiveService:
         service = start_service(name, module, tmp_path, workers=workers, extra_env=env, wait=wait)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        with contextlib.suppress(Exception):
+            service.stop()
+
+
+@pytest.fixture
+def start_registered_variant(tmp_path: Path) -> Iterator[object]:
+    """``start(variant_name, name=None, workers=None, env={...}, wait=True) -> LiveService``: a variant
+    as the bench starts it (see ``start_variant``), skipped with the reason when it cannot be started here;
+    every service started is stopped after."""
+    started: list[LiveService] = []
+
+    def start(
+        variant_name: str,
+        *,
+        name: str | None = None,
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> LiveService:
+        variant = local_variants()[variant_name]
+        service = start_variant(variant, tmp_path, name=name, workers=workers, extra_env=env, wait=wait)
         started.append(service)
         return service
 

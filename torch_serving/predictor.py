@@ -6,6 +6,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +14,10 @@ import torch
 from model_zoo.card import card_path_for, sha256_of
 from model_zoo.checkpoint import load_classifier
 from model_zoo.preprocess import preprocess_batch
-from serving_core.predictor import BatchOutput, LoadedModel, Predictor
+from serving_core.predictor import BatchOutput, LoadedModel, OperatorProfile, Predictor
+from torch_serving.settings import TorchServingSettings
+
+PROFILER = "torch.profiler (self CPU time)"
 
 # Decoded images are read-only views of Pillow's buffer; preprocessing only reads them, so the copy torch
 # asks for would be wasted time.
@@ -22,6 +26,8 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 class TorchPredictor(Predictor):
     runtime = "pytorch-eager"
+    operator_profiler = PROFILER
+    settings: TorchServingSettings
 
     def _load(self) -> LoadedModel:
         torch.set_num_threads(self.settings.threads)
@@ -58,3 +64,21 @@ class TorchPredictor(Predictor):
 
     def _versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
+
+    def profile_operators(self, image: np.ndarray, calls: int, out_dir: Path) -> OperatorProfile:
+        from torch.profiler import ProfilerActivity, profile  # only the bench profiles: not at start-up
+
+        self.predict([image])
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(calls):
+                self.predict([image])
+        trace = out_dir / "torch_trace.json"
+        profiler.export_chrome_trace(str(trace))
+        events = [event for event in profiler.key_averages() if event.self_cpu_time_total > 0]
+        return OperatorProfile(
+            profiler=PROFILER,
+            runs=calls,
+            trace=trace,
+            total_us={event.key: float(event.self_cpu_time_total) for event in events},
+            occurrences={event.key: int(event.count) for event in events},
+        )

@@ -23,25 +23,6 @@ def utilization(rate: float, service_s: float, servers: int = 1) -> float:
     return rate * service_s / servers
 
 
-def mm1_mean_wait(rate: float, service_rate: float) -> float:
-    """Mean time in queue (before service) of M/M/1: rho / (mu - lambda)."""
-    _require_stable(rate / service_rate)
-    return (rate / service_rate) / (service_rate - rate)
-
-
-def mm1_sojourn_quantile(rate: float, service_rate: float, q: float) -> float:
-    """The q-quantile of the M/M/1 time in system, which is exponential with rate mu - lambda."""
-    _require_stable(rate / service_rate)
-    return -math.log(1.0 - q) / (service_rate - rate)
-
-
-def md1_mean_wait(rate: float, service_s: float) -> float:
-    """Pollaczek-Khinchine for deterministic service: rho * D / (2 (1 - rho))."""
-    rho = rate * service_s
-    _require_stable(rho)
-    return rho * service_s / (2.0 * (1.0 - rho))
-
-
 def erlang_c(servers: int, offered: float) -> float:
     """Probability an arrival waits in M/M/c with offered load a = lambda / mu (Erlang C)."""
     _require_stable(offered / servers)
@@ -119,10 +100,6 @@ def simulate_sojourns(
 
 def deterministic(service_s: float) -> Callable[[np.random.Generator, int], np.ndarray]:
     return lambda _rng, size: np.full(size, service_s)
-
-
-def exponential(service_s: float) -> Callable[[np.random.Generator, int], np.ndarray]:
-    return lambda rng, size: rng.exponential(service_s, size=size)
 
 
 def predicted_quantile_ms(

@@ -8,15 +8,15 @@ from typing import Any
 
 import httpx
 
+from bench.collectors.target import ServiceHandle
 from bench.payloads import IMAGES_DIR, encode_image
 from bench.probe import timed_post
 from bench.results import not_measured
-from bench.runners.base import Service
 
 DEFAULT_MANIFEST = IMAGES_DIR / "digits" / "manifest.json"
 
 
-def measure_accuracy(service: Service, manifest_path: Path = DEFAULT_MANIFEST) -> dict[str, Any]:
+def measure_accuracy(service: ServiceHandle, manifest_path: Path = DEFAULT_MANIFEST) -> dict[str, Any]:
     if not manifest_path.is_file():
         return not_measured(f"{manifest_path} missing (run `make images`)")
     entries = json.loads(manifest_path.read_text())["images"]

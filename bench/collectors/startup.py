@@ -9,18 +9,18 @@ from typing import Any
 
 import httpx
 
+from bench.collectors.target import ServiceHandle, ServiceRunner
 from bench.payloads import Payload
 from bench.probe import timed_post
 from bench.registry import Variant
 from bench.results import not_measured
-from bench.runners.base import Runner, Service
 
 
 class StartupMeasurementError(RuntimeError):
     pass
 
 
-def _predict_ms(client: httpx.Client, service: Service, payload: Payload) -> float:
+def _predict_ms(client: httpx.Client, service: ServiceHandle, payload: Payload) -> float:
     answer = timed_post(client, service.url(service.variant.predict_path), payload.body, payload.headers)
     if answer.status_code != 200:
         raise StartupMeasurementError(f"{service.variant.name}: predict answered HTTP {answer.status_code}")
@@ -28,7 +28,7 @@ def _predict_ms(client: httpx.Client, service: Service, payload: Payload) -> flo
 
 
 def measure_startup(
-    runner: Runner,
+    runner: ServiceRunner,
     variant: Variant,
     payload: Payload,
     *,

@@ -25,13 +25,13 @@ from bench.registry import PayloadFormat
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
-    predictor, serving = build_serving(job["predictor"], job["settings"])
+    predictor, settings = build_serving(job["predictor"], job["settings"])
     load_s = time.perf_counter() - started
     payload = load_payload(job["payload_image"], PayloadFormat(job["payload_format"]))
     params = job.get("params", {})
     kind = job["kind"]
     if kind == "ceiling":
-        result = run_ceiling(predictor, serving, payload.body, job["payload_format"], **params)
+        result = run_ceiling(predictor, settings, payload.body, payload.headers, **params)
     elif kind == "sweep":
         result = run_sweep(predictor, payload.source.read_bytes(), **params)
     elif kind == "profile":
@@ -39,15 +39,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         with_size = resized_photo(photo, *params.get("image_size", (480, 640)))
         result = profile_predictor(predictor, with_size, params.get("calls", 20), Path(job["out_dir"]))
     elif kind == "jpeg_draft":
-        result = run_jpeg_draft(predictor, serving, **params)
+        result = run_jpeg_draft(predictor, settings, **params)
     else:
         raise ValueError(f"unknown in-process job {kind!r}")
     return {
         "kind": kind,
         "runtime": predictor.runtime,
+        # True: the graph preprocesses, so the "preprocess" stage only times the batch arrangement.
+        "fused_preprocessing": predictor.fused_preprocessing,
         "versions": predictor.versions(),
-        "threads": serving.settings.threads,
-        "inter_op_threads": serving.settings.inter_op_threads,
+        "threads": settings.threads,
+        "inter_op_threads": settings.inter_op_threads,
         "cores": sorted(os.sched_getaffinity(0)),
         "load_s": load_s,
         "payload": {"file": str(payload.source), "bytes": payload.size, "format": job["payload_format"]},

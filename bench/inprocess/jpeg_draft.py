@@ -8,7 +8,6 @@ as one request would be. The photo payloads add decode timings on real photograp
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import statistics
@@ -22,8 +21,9 @@ import numpy as np
 from PIL import Image
 
 from serving_core import decode
-from serving_core.app import ServingApp
 from serving_core.predictor import Predictor
+from serving_core.request_path import decode_limits
+from serving_core.settings import ServingSettings
 
 DEFAULT_SHORT_SIDE = 1024  # a web-sized photo; with resize_size 256 the draft decodes at 1/4 scale
 DEFAULT_QUALITY = 90
@@ -64,11 +64,9 @@ def labelled_jpegs(
     ]
 
 
-def draft_limits(serving: ServingApp, predictor: Predictor, enabled: bool) -> decode.DecodeLimits:
+def draft_limits(settings: ServingSettings, predictor: Predictor, enabled: bool) -> decode.DecodeLimits:
     """The decode limits the service would use with JPEG_DRAFT set to ``enabled`` (its own rule)."""
-    toggled = copy.copy(serving)
-    toggled.settings = serving.settings.model_copy(update={"jpeg_draft": enabled})
-    return toggled.limits_for(predictor)
+    return decode_limits(settings.model_copy(update={"jpeg_draft": enabled}), predictor)
 
 
 def timed_decode(data: bytes, limits: decode.DecodeLimits) -> tuple[np.ndarray, float]:
@@ -142,7 +140,7 @@ def measure_photo(
 
 def run_jpeg_draft(
     predictor: Predictor,
-    serving: ServingApp,
+    settings: ServingSettings,
     manifest: str,
     photos_dir: str,
     short_side: int = DEFAULT_SHORT_SIDE,
@@ -150,8 +148,8 @@ def run_jpeg_draft(
     limit: int | None = None,
     photo_decodes: int = DEFAULT_PHOTO_DECODES,
 ) -> dict[str, Any]:
-    off = draft_limits(serving, predictor, enabled=False)
-    on = draft_limits(serving, predictor, enabled=True)
+    off = draft_limits(settings, predictor, enabled=False)
+    on = draft_limits(settings, predictor, enabled=True)
     jpegs = labelled_jpegs(Path(manifest), short_side, quality, limit)
     photos = sorted(Path(photos_dir).glob(PHOTO_GLOB))
     return {

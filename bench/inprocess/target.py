@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from serving_core.app import ServingApp
 from serving_core.predictor import Predictor
+from serving_core.settings import ServingSettings
 
 
 def load_object(reference: str) -> Any:
@@ -15,10 +15,9 @@ def load_object(reference: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def build_serving(predictor_ref: str, settings_ref: str) -> tuple[Predictor, ServingApp]:
-    """A loaded predictor, plus the app state the service wraps it in (decode limits, top-k rules)."""
-    factory = load_object(predictor_ref)
+def build_serving(predictor_ref: str, settings_ref: str) -> tuple[Predictor, ServingSettings]:
+    """A loaded predictor, plus the settings its service reads (decode limits, top-k rules, threads)."""
     settings = load_object(settings_ref)()
-    predictor = factory(settings)
+    predictor = load_object(predictor_ref)(settings)
     predictor.load()
-    return predictor, ServingApp(factory, settings)
+    return predictor, settings

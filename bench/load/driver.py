@@ -14,37 +14,18 @@ files, where ``latencies.json`` holds latencies from each request's scheduled ti
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-GENERATOR_SATURATION_PERCENT = 90.0  # Locust's gevent loop uses one core; above this it may limit the load
+from bench.load.spec import GENERATOR_SATURATION_PERCENT, LoadSpec, cpu_percent, write_final_stats
+
 _EXIT_GRACE_S = 60.0
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    host: str
-    predict_path: str
-    payload_image: str
-    payload_format: str
-    users: int
-    warmup_s: float
-    duration_s: float
-    max_requests: int | None = None
-    request_timeout_s: float = 60.0
-    mode: str = "closed"
-    rate: float | None = None  # open mode: offered requests/s (Poisson)
-    seed: int = 0  # open mode: the schedule's random seed
-    max_in_flight: int = 256  # open mode: cap on outstanding requests
-    window_s: float | None = None  # open mode: stability window (default: a fifth of the duration)
-
 
 LOCUSTFILES = {
     "closed": Path(__file__).with_name("locustfile.py"),
@@ -85,22 +66,6 @@ def _configure_environment(spec: LoadSpec) -> None:
     os.environ["BENCH_PREDICT_PATH"] = spec.predict_path
     os.environ["BENCH_REQUEST_TIMEOUT_S"] = str(spec.request_timeout_s)
     os.environ["BENCH_MAX_IN_FLIGHT"] = str(spec.max_in_flight)
-
-
-def _write_final_stats(environment: Any, out_dir: Path) -> None:
-    """Locust's own summary files (CSV and JSON) as they stand at the end of the run."""
-    from locust import stats as locust_stats
-
-    final = locust_stats.StatsCSV(environment, locust_stats.PERCENTILES_TO_REPORT)
-    for suffix, write in (("stats", final.requests_csv), ("failures", final.failures_csv)):
-        with (out_dir / f"locust_{suffix}.csv").open("w", newline="") as handle:
-            write(csv.writer(handle))
-    locust_stats.save_stats_json(environment.stats, str(out_dir / "locust"))
-
-
-def _cpu_percent(before: Any, after: Any, elapsed: float) -> float:
-    busy = (after.user - before.user) + (after.system - before.system)
-    return 100.0 * busy / max(elapsed, 1e-9)
 
 
 def _measure(spec: LoadSpec, out_dir: Path) -> None:
@@ -163,10 +128,10 @@ def _measure(spec: LoadSpec, out_dir: Path) -> None:
     history.kill()
     csv_writer.close_files()
     # The history writer refreshes the summary files only once a second: write the final ones now.
-    _write_final_stats(environment, out_dir)
+    write_final_stats(environment, out_dir)
     runner.quit()
 
-    generator_cpu = _cpu_percent(cpu_before, cpu_after, elapsed)
+    generator_cpu = cpu_percent(cpu_before, cpu_after, elapsed)
     completed = len(state["latencies"]) + state["failures"]
     window = {
         "users": spec.users,

@@ -28,10 +28,10 @@ from locust.exception import StopUser
 
 from bench.load.arrivals import bounded_schedule
 from bench.load.locustfile import PAYLOAD, PREDICT_PATH, REQUEST_TIMEOUT_S, fail_unless_prediction
+from bench.load.spec import MAX_IN_FLIGHT
 
 MEASURED_NAME = "predict"
 WARMUP_NAME = "predict (warmup)"
-DEFAULT_MAX_IN_FLIGHT = 256
 
 
 def _optional_int(name: str) -> int | None:
@@ -44,7 +44,7 @@ class OpenLoopUser(FastHttpUser):
     wait_time = constant(0)
     connection_timeout = REQUEST_TIMEOUT_S
     network_timeout = REQUEST_TIMEOUT_S
-    concurrency = int(os.environ.get("BENCH_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
+    concurrency = int(os.environ.get("BENCH_MAX_IN_FLIGHT", MAX_IN_FLIGHT))
 
     schedule: ClassVar[list[float]] = (
         bounded_schedule(

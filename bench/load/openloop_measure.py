@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.analysis.stability import assess, windows_of
 from bench.load.arrivals import adherence, bounded_schedule
-from bench.load.driver import GENERATOR_SATURATION_PERCENT, LoadSpec, _cpu_percent, _write_final_stats
+from bench.load.spec import GENERATOR_SATURATION_PERCENT, LoadSpec, cpu_percent, write_final_stats
 
 STABILITY_WINDOWS = 5  # default window = duration / this
 
@@ -69,7 +69,7 @@ def measure_open(spec: LoadSpec, out_dir: Path) -> None:
     elapsed = time.perf_counter() - started
     cpu_after = myself.cpu_times()
     runner.stop()
-    _write_final_stats(environment, out_dir)
+    write_final_stats(environment, out_dir)
     runner.quit()
 
     schedule_start = user.started_at if user.started_at is not None else started
@@ -94,7 +94,7 @@ def measure_open(spec: LoadSpec, out_dir: Path) -> None:
     schedule_adherence = adherence(
         [r["send_lag_ms"] for r in records], capped=sum(r["capped"] for r in records)
     )
-    generator_cpu = _cpu_percent(cpu_before, cpu_after, elapsed)
+    generator_cpu = cpu_percent(cpu_before, cpu_after, elapsed)
     window = {
         "mode": "open",
         "users": 1,

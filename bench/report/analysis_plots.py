@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bench.analysis.queueing import MODELS, predicted_quantile_ms
-from bench.report import analysis_data as data
-from bench.report.aggregate import RawRun
-from bench.report.analysis_sections import STAGES
-from bench.results import is_not_measured
+from bench.records import RunRecords
+from bench.records.derived import finite, servers, service_time_ms
+from bench.records.models import OperatorProfile, Sweep
+from bench.report.sections.inprocess import STAGES
 from bench.stats import percentile
 
 MODEL_POINTS = 24
@@ -29,15 +29,15 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def latency_cdf_plot(raw: RawRun, path: Path) -> Path | None:
-    chosen = data.open_rate(raw)
-    runs = {variant: data.open_runs(raw, variant) for variant in raw.variants}
+def latency_cdf_plot(run: RunRecords, path: Path) -> Path | None:
+    chosen = run.info.open_loop
+    runs = {name: records.open_runs for name, records in run.variants.items()}
     if chosen is None or not any(runs.values()):
         return None
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for index, (variant, found) in enumerate(runs.items()):
-        corrected = np.sort([latency for run in found for latency in run["latencies"]])
-        service = np.sort([r["service_ms"] for run in found for r in run["requests"] if r["ok"]])
+        corrected = np.sort([latency for one in found for latency in one.latencies])
+        service = np.sort([r.service_ms for one in found for r in one.requests if r.ok])
         if corrected.size == 0:
             continue
         color = f"C{index}"
@@ -48,24 +48,24 @@ def latency_cdf_plot(raw: RawRun, path: Path) -> Path | None:
     axis.set_xscale("log")
     axis.set_xlabel("latency ms")
     axis.set_ylabel("fraction of requests")
-    axis.set_title(f"Latency CDF, open loop at {chosen['rate']:g} req/s")
+    axis.set_title(f"Latency CDF, open loop at {chosen.rate:g} req/s")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return _save(figure, path)
 
 
-def queueing_plot(raw: RawRun, path: Path) -> Path | None:
+def queueing_plot(run: RunRecords, path: Path) -> Path | None:
     modelled = [
-        v
-        for v in raw.variants
-        if data.finite(data.service_time_ms(raw, v)) and (data.open_runs(raw, v) or data.slo_search(raw, v))
+        records
+        for records in run.variants.values()
+        if finite(service_time_ms(records)) and (records.open_runs or records.slo is not None)
     ]
     if not modelled:  # the point is prediction against measurement: no open-loop data, no plot
         return None
-    slo_ms = raw.profile.get("slo_ms", 100.0)
+    slo_ms = run.info.profile.slo_ms
     figure, axes = plt.subplots(1, len(modelled), figsize=(5.2 * len(modelled), 4.2), squeeze=False)
-    for axis, variant in zip(axes[0], modelled, strict=True):
-        service_ms, count = data.service_time_ms(raw, variant), data.servers(raw, variant)
+    for axis, records in zip(axes[0], modelled, strict=True):
+        service_ms, count = service_time_ms(records), servers(records)
         capacity = count * 1000.0 / service_ms
         rates = np.linspace(0.05, 0.97, MODEL_POINTS) * capacity
         for model in MODELS:
@@ -74,14 +74,9 @@ def queueing_plot(raw: RawRun, path: Path) -> Path | None:
                 [predicted_quantile_ms(model, r, service_ms, count) for r in rates],
                 label=f"{model} p99",
             )
-        measured = [
-            (run["window"]["rate"], percentile(run["latencies"], 99.0))
-            for run in data.open_runs(raw, variant)
-        ]
-        search = data.slo_search(raw, variant)
-        measured += [
-            (p["rate"], p["p99_ms"]) for p in (search or {}).get("probes", []) if data.finite(p["p99_ms"])
-        ]
+        measured = [(one.window.rate, percentile(one.latencies, 99.0)) for one in records.open_runs]
+        probes = records.slo.probes if records.slo is not None else []
+        measured += [(probe.rate, probe.p99_ms) for probe in probes if finite(probe.p99_ms)]
         if measured:
             axis.scatter(
                 *zip(*measured, strict=True), color="black", zorder=3, label="measured open-loop p99"
@@ -91,62 +86,64 @@ def queueing_plot(raw: RawRun, path: Path) -> Path | None:
         axis.set_yscale("log")
         axis.set_xlabel("offered load (req/s)")
         axis.set_ylabel("p99 latency ms")
-        axis.set_title(f"{variant}: S = {service_ms:.1f} ms, c = {count}")
+        axis.set_title(f"{records.name}: S = {service_ms:.1f} ms, c = {count}")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle("Queueing model (from the measured service time) vs measured p99")
     return _save(figure, path)
 
 
-def sweep_plot(raw: RawRun, path: Path) -> Path | None:
-    sweeps = {v: data.analysis(raw, v, "sweep") for v in raw.variants}
-    sweeps = {v: s for v, s in sweeps.items() if s and not is_not_measured(s)}
+def sweep_plot(run: RunRecords, path: Path) -> Path | None:
+    sweeps = {name: r.sweep for name, r in run.variants.items() if isinstance(r.sweep, Sweep)}
     if not sweeps:
         return None
     figure, axes = plt.subplots(2, len(sweeps), figsize=(5.2 * len(sweeps), 7.0), squeeze=False)
     for column, (variant, sweep) in enumerate(sweeps.items()):
-        for height, width in sweep["image_sizes"]:
-            cells = [c for c in sweep["cells"] if (c["height"], c["width"]) == (height, width)]
-            batches = [c["batch"] for c in cells]
+        for height, width in sweep.image_sizes:
+            cells = [c for c in sweep.cells if (c.height, c.width) == (height, width)]
+            batches = [c.batch for c in cells]
             label = f"{width}x{height}"
-            axes[0][column].plot(batches, [c["images_per_s"] for c in cells], marker="o", label=label)
-            axes[1][column].plot(batches, [c["latency_per_image_ms"] for c in cells], marker="o", label=label)
+            axes[0][column].plot(batches, [c.images_per_s for c in cells], marker="o", label=label)
+            axes[1][column].plot(batches, [c.latency_per_image_ms for c in cells], marker="o", label=label)
         for row, ylabel in ((0, "images/s"), (1, "latency per image ms")):
             axis = axes[row][column]
             axis.set_xscale("log", base=2)
-            axis.set_xticks(sweep["batch_sizes"], [str(b) for b in sweep["batch_sizes"]])
+            axis.set_xticks(sweep.batch_sizes, [str(b) for b in sweep.batch_sizes])
             axis.set_xlabel("batch size")
             axis.set_ylabel(ylabel)
             axis.grid(alpha=0.3)
             axis.legend(fontsize=8, title="input size")
-        axes[0][column].set_title(f"{variant} ({sweep['runtime']}, {sweep['threads']} thread(s))")
+        axes[0][column].set_title(f"{variant} ({sweep.runtime}, {sweep.threads} thread(s))")
     figure.suptitle("In-process sweep: batch size x input image size (decode excluded)")
     return _save(figure, path)
 
 
-def operators_plot(raw: RawRun, path: Path) -> Path | None:
-    profiles = {v: data.analysis(raw, v, "profile") for v in raw.variants}
-    profiles = {v: p for v, p in profiles.items() if p and not is_not_measured(p)}
+def operators_plot(run: RunRecords, path: Path) -> Path | None:
+    profiles = {
+        name: r.operator_profile
+        for name, r in run.variants.items()
+        if isinstance(r.operator_profile, OperatorProfile)
+    }
     if not profiles:
         return None
     figure, axes = plt.subplots(1, len(profiles), figsize=(6.0 * len(profiles), 4.6), squeeze=False)
     for axis, (variant, profile) in zip(axes[0], profiles.items(), strict=True):
-        top = profile["top"][:10][::-1]
-        axis.barh([op["operator"] for op in top], [op["total_ms_per_call"] for op in top])
+        top = profile.top[:10][::-1]
+        axis.barh([op.operator for op in top], [op.total_ms_per_call for op in top])
         axis.set_xlabel("ms per predict call")
-        axis.set_title(f"{variant}: {profile['profiler']}", fontsize=9)
+        axis.set_title(f"{variant}: {profile.profiler}", fontsize=9)
         axis.tick_params(axis="y", labelsize=7)
         axis.grid(axis="x", alpha=0.3)
     figure.suptitle("Top operators (preprocessing + model)")
     return _save(figure, path)
 
 
-def stages_plot(raw: RawRun, path: Path) -> Path | None:
+def stages_plot(run: RunRecords, path: Path) -> Path | None:
     means: dict[str, list[float]] = {}
-    for variant in raw.variants:
-        measured = [c for c in data.ceilings(raw, variant) if not is_not_measured(c)]
+    for variant, records in run.variants.items():
+        measured = records.measured_ceilings()
         if measured:
-            means[variant] = [float(np.median([c["stages_ms"][s] for c in measured])) for s in STAGES]
+            means[variant] = [float(np.median([c.stages_ms[s] for c in measured])) for s in STAGES]
     if not means:
         return None
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
@@ -162,12 +159,12 @@ def stages_plot(raw: RawRun, path: Path) -> Path | None:
     return _save(figure, path)
 
 
-def write_analysis_plots(raw: RawRun, plots_dir: Path) -> list[Path]:
+def write_analysis_plots(run: RunRecords, plots_dir: Path) -> list[Path]:
     drawn = [
-        stages_plot(raw, plots_dir / "stages.png"),
-        latency_cdf_plot(raw, plots_dir / "latency_cdf_open_loop.png"),
-        queueing_plot(raw, plots_dir / "queueing_model.png"),
-        sweep_plot(raw, plots_dir / "sweep.png"),
-        operators_plot(raw, plots_dir / "top_operators.png"),
+        stages_plot(run, plots_dir / "stages.png"),
+        latency_cdf_plot(run, plots_dir / "latency_cdf_open_loop.png"),
+        queueing_plot(run, plots_dir / "queueing_model.png"),
+        sweep_plot(run, plots_dir / "sweep.png"),
+        operators_plot(run, plots_dir / "top_operators.png"),
     ]
     return [path for path in drawn if path is not None]

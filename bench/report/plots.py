@@ -10,8 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.report.aggregate import RawRun, Table
+from bench.records import RunRecords
 from bench.report.analysis_plots import write_analysis_plots
+from bench.report.table import Table
 from bench.results import RunDir
 from bench.stats import LATENCY_PERCENTILES
 
@@ -85,11 +86,11 @@ def startup_plot(table: Table, path: Path) -> Path:
     return path
 
 
-def write_plots(table: Table, run_dir: RunDir) -> list[Path]:
+def write_plots(table: Table, run: RunRecords, run_dir: RunDir) -> list[Path]:
     run_dir.plots_dir.mkdir(parents=True, exist_ok=True)
     return [
         throughput_plot(table, run_dir.plots_dir / "throughput.png"),
         latency_plot(table, run_dir.plots_dir / "latency_percentiles.png"),
         startup_plot(table, run_dir.plots_dir / "startup.png"),
-        *write_analysis_plots(RawRun(run_dir.root), run_dir.plots_dir),
+        *write_analysis_plots(run, run_dir.plots_dir),
     ]

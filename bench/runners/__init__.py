@@ -19,8 +19,10 @@ __all__ = [
     "Runner",
     "RunnerChoice",
     "Service",
+    "SkippedVariant",
     "StartupError",
     "choose_runner",
+    "runnable_variants",
 ]
 
 
@@ -62,3 +64,27 @@ def resolve_runner_name(requested: str, variants: list[Variant] | None = None) -
 def choose_runner(variant: Variant, main_runner: Runner, external_runner: ExternalRunner) -> Runner:
     """A variant given by URL is never started by the bench; every other one uses the run's runner."""
     return external_runner if variant.is_external_url else main_runner
+
+
+class SkippedVariant(NamedTuple):
+    name: str
+    reason: str
+
+
+SKIPPED_VARIANTS_FILE = "skipped_variants.json"  # raw/<this>: [{"name": ..., "reason": ...}]
+
+
+def runnable_variants(
+    variants: list[Variant], main_runner: Runner, external_runner: ExternalRunner
+) -> tuple[list[Variant], list[SkippedVariant]]:
+    """The variants the run can measure, and those skipped with the reason (a `requires` command missing,
+    a failed `[variant.local] build`); a build runs here, once, before anything is measured."""
+    runnable: list[Variant] = []
+    skipped: list[SkippedVariant] = []
+    for variant in variants:
+        reason = choose_runner(variant, main_runner, external_runner).skip_reason(variant)
+        if reason is None:
+            runnable.append(variant)
+        else:
+            skipped.append(SkippedVariant(variant.name, reason))
+    return runnable, skipped

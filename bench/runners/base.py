@@ -91,6 +91,10 @@ class Runner(ABC):
     def footprint(self, variant: Variant, service: Service | None) -> dict[str, Any]:
         """Image size, layers and tools (compose) or dependency closure (local), plus artifact sizes."""
 
+    def skip_reason(self, variant: Variant) -> str | None:
+        """Why this runner cannot run ``variant`` at all (it is then skipped, not failed), or None."""
+        return None
+
     def prepare(self, variants: list[Variant]) -> None:  # noqa: B027 (optional hook)
         """Check and clear what the run needs before anything is measured (nothing by default)."""
 

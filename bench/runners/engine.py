@@ -3,6 +3,13 @@
 Container CPU and memory come from the engine's stats stream (`GET /containers/<id>/stats`, one reading per
 second over the engine's Unix socket, the figures `docker stats` shows); where the engine is not reachable
 through a Unix socket (a TCP `DOCKER_HOST`), `docker stats --no-stream` is polled instead.
+
+Why the docker CLI and not the Docker SDK (`docker` on PyPI) or python-on-whales: the compose runner drives
+compose, which neither does here (the SDK has no compose; python-on-whales wraps only the v2 `docker compose`
+plugin, and CI's machines have Debian's `docker-compose` 1.29), so the CLI stays either way; what is left for
+an SDK is a handful of one-line calls (ps, inspect, update, start, stop, rm, logs, a probe run) and the stats
+stream, whose CPU and memory formulas an SDK does not provide either. Swapping would add a dependency chain
+(docker, requests, urllib3) and a second way of reaching the engine beside compose's, for no shorter code.
 """
 
 from __future__ import annotations

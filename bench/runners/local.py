@@ -19,6 +19,39 @@ from bench.results import not_measured
 from bench.runners.base import ResourceSampler, Runner, Service, StartupError
 
 STOP_GRACE_S = 10.0
+BUILD_TIMEOUT_S = 1800.0  # a first `cargo build --release` of an external variant takes minutes
+BUILD_LOG_TAIL_LINES = 15
+
+
+def missing_commands_reason(variant: Variant) -> str | None:
+    """The reason a variant cannot start locally because a command its `requires` names is not on PATH."""
+    missing = variant.missing_commands()
+    if not missing:
+        return None
+    return f"needs {', '.join(f'`{command}`' for command in missing)} on PATH (not found)"
+
+
+def build_variant(variant: Variant, timeout_s: float = BUILD_TIMEOUT_S) -> str | None:
+    """Run the variant's `[variant.local] build` command (cwd = its root); the failure's reason, or None."""
+    command = None if variant.local is None else variant.local.render_build(root=variant.root)
+    if command is None:
+        return None
+    try:
+        done = subprocess.run(
+            command,
+            cwd=variant.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"build `{' '.join(command)}` failed: {error}"
+    if done.returncode == 0:
+        return None
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-BUILD_LOG_TAIL_LINES:])
+    return f"build `{' '.join(command)}` exited with {done.returncode}: {tail}"
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -41,6 +74,19 @@ class LocalRunner(Runner):
 
     def __init__(self, service_cores: list[int] | None = None) -> None:
         self.service_cores = service_cores
+        self._build_outcomes: dict[str, str | None] = {}
+
+    def skip_reason(self, variant: Variant) -> str | None:
+        """A `requires` command missing from PATH, or a failed `build` (run once per runner, before the
+        variant is first started)."""
+        if variant.local is None:
+            return None  # start() says why it cannot be started; not a skip
+        reason = missing_commands_reason(variant)
+        if reason is not None:
+            return reason
+        if variant.name not in self._build_outcomes:
+            self._build_outcomes[variant.name] = build_variant(variant)
+        return self._build_outcomes[variant.name]
 
     def start(self, variant: Variant, *, cold: bool = False, log_path: Path | None = None) -> Service:
         if variant.local is None:

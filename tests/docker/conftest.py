@@ -21,9 +21,11 @@ import pytest
 from bench.registry import Variant, load_registry
 from bench.runners.base import Service
 from bench.runners.compose import ComposeRunner, compose_command
+from tests.fixtures.variants import compose_image_variable, image_variants
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVING_VARIANTS = ("torch", "onnx")
+IMAGE_VARIANTS = image_variants()  # every variant the Python image build makes, in registry order
+SERVING_VARIANTS = tuple(IMAGE_VARIANTS)
 IMAGE_PREFIX = "serving-lab"
 PROJECT_NAME = "serving-lab-test"
 ADMIN_TOKEN = "docker-suite-token"
@@ -41,7 +43,11 @@ def engine_answers() -> bool:
 
 
 def image_tag(variant: str, flavour: str) -> str:
-    return f"{IMAGE_PREFIX}/{variant}-serving:{flavour}"
+    return IMAGE_VARIANTS[variant].image_tag(flavour, IMAGE_PREFIX)
+
+
+def image_variable(variant: str) -> str:
+    return compose_image_variable(IMAGE_VARIANTS[variant])
 
 
 def free_port() -> int:
@@ -97,16 +103,14 @@ def built_images(docker_engine: None) -> dict[str, dict[str, str]]:
 def compose_project(suffix: str, images: dict[str, str]) -> Iterator[dict[str, Variant]]:
     """A compose project of its own (name, free host ports, the given image per variant) for the block.
 
-    Yields the registry's torch and onnx variants moved to those ports; the environment that compose.yaml and
-    the bench's compose runner read is set to match, and the project is taken down at the end."""
+    Yields the registry's image variants (torch, onnx) moved to those ports; the environment that compose.yaml
+    and the bench's compose runner read is set to match, and the project is taken down at the end."""
     ports = {variant: free_port() for variant in SERVING_VARIANTS}
     environment = {
         "COMPOSE_PROJECT_NAME": f"{PROJECT_NAME}-{suffix}",
         "BENCH_COMPOSE_PROJECT": f"{PROJECT_NAME}-{suffix}",  # the compose runner's project
-        "TORCH_PORT": str(ports["torch"]),
-        "ONNX_PORT": str(ports["onnx"]),
-        "TORCH_IMAGE": images["torch"],
-        "ONNX_IMAGE": images["onnx"],
+        **{str(IMAGE_VARIANTS[name].compose_port_env): str(port) for name, port in ports.items()},
+        **{image_variable(name): images[name] for name in SERVING_VARIANTS},
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "RESTART_POLICY": "no",
     }

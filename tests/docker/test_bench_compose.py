@@ -19,14 +19,15 @@ from bench.report.aggregate import Table, build_table
 from bench.runners import StartupError, resolve_runner_name
 from bench.runners.compose import ComposeRunner
 from bench.runners.engine import docker
+from tests.fixtures.variants import compose_image_variable, image_variants
 
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VARIANTS = ("torch", "onnx")
+VARIANTS = tuple(image_variants())  # every variant with an image, from the registry
 # Tiny but complete: every collector runs once per variant.
 SHORT_COMPARE = [
-    "--runner", "compose", "--profile", "quick", "--variants", "torch,onnx", "--payload", "photo_small",
+    "--runner", "compose", "--profile", "quick", "--variants", ",".join(VARIANTS), "--payload", "photo_small",
     "--levels", "1", "--warmup", "1", "--duration", "3", "--repeats", "1", "--startup-runs", "2",
     "--cold-runs", "1", "--open-runs", "0", "--ceiling-iterations", "10",
 ]  # fmt: skip
@@ -51,7 +52,7 @@ def project(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def slim_images(built_images: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in VARIANTS:
-        monkeypatch.setenv(f"{name.upper()}_IMAGE", built_images[name]["slim"])
+        monkeypatch.setenv(compose_image_variable(image_variants()[name]), built_images[name]["slim"])
     return {name: built_images[name]["slim"] for name in VARIANTS}
 
 

@@ -42,6 +42,7 @@ from bench.runners.base import Service
 from bench.runners.compose import ComposeRunner, compose_command
 from bench.runners.engine import docker, inspect
 from tests.fixtures.load import Outcome, Payload, SteadyLoad, new_connection_outcome, stuck_upload
+from tests.fixtures.variants import image_variants
 
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -233,7 +234,7 @@ def describe(outcomes: list[Outcome]) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("started_service", ["torch", "onnx"], indirect=True)
+@pytest.mark.parametrize("started_service", list(image_variants()), indirect=True)
 def test_compose_stop_under_load_drains_refuses_and_exits_within_the_grace_period(
     started_service: tuple[ComposeRunner, Service], measurements: dict[str, Any]
 ) -> None:

@@ -20,18 +20,16 @@ from bench.registry import PayloadFormat
 from bench.runners.base import Service
 from bench.runners.compose import ComposeRunner, compose_command
 from tests.fixtures.conformance import run_conformance_suite
+from tests.fixtures.variants import image_variants
 
 # The first test that needs the images pays for the offline build (minutes on a fresh machine) in its setup.
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVING_VARIANTS = ("torch", "onnx")
+SERVING_VARIANTS = tuple(image_variants())  # every variant with an image, from the registry
 STARTUP_RUNS = 3
 COMPILERS = {"gcc", "cc", "make"}
-SERVED_ARTIFACT = {
-    "torch": REPO_ROOT / "model_zoo/default/mobilenet_v3_small_digits.pt",
-    "onnx": REPO_ROOT / "build/artifacts/fused.optimized.onnx",
-}
+SERVED_ARTIFACT = {name: variant.artifact_paths[0] for name, variant in image_variants().items()}
 HEALTHY_TIMEOUT_S = 60.0
 
 
@@ -68,7 +66,9 @@ def test_slim_image_is_non_root_exec_form_with_a_ready_healthcheck(
 ) -> None:
     config = docker_json("image", "inspect", built_images[variant]["slim"])[0]["Config"]
     assert config["User"] == "serving"
-    assert config["Cmd"] == ["python", "-m", f"{variant}_serving"]
+    # One image build for every variant: the exec-form CMD execs `python -m <package>` (PID 1, see below).
+    assert config["Cmd"] == ["python", "docker/serve.py"]
+    assert f"SERVING_PACKAGE={image_variants()[variant].python_package}" in config["Env"]
     assert config["Healthcheck"]["Test"] == ["CMD", "python", "docker/healthcheck.py"]
     probe = subprocess.run(
         ["docker", "run", "--rm", built_images[variant]["slim"], "id", "-u"], capture_output=True, text=True
@@ -101,6 +101,10 @@ def test_container_becomes_healthy_with_limits_applied(stack: dict[str, Service]
             break
         time.sleep(1)
     assert status == "healthy"
+    pid1 = subprocess.run(
+        ["docker", "exec", container, "cat", "/proc/1/cmdline"], capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    assert pid1[:3] == ["python", "-m", f"{image_variants()[variant].python_package}"], pid1
     host_config = docker_json("inspect", container)[0]["HostConfig"]
     assert host_config["NanoCpus"] == 1_000_000_000
     assert host_config["Memory"] > 0

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from bench.probe import NotReadyError, wait_ready
+from bench.registry import load_variants_file
 from bench.report.aggregate import Table, build_table
 from bench.runners.compose import compose_command
 from bench.runners.engine import docker, inspect
@@ -34,8 +35,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mar
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "build" / "artifacts"
 SERVED_ARTIFACT = "fused.optimized.onnx"
+HOOK_FILE = REPO_ROOT / "docker" / "external.variants.toml"
 SERVICE = "rust-onnx-serving"
-VARIANT = "rust-onnx"
+VARIANT = load_variants_file(HOOK_FILE)[0].name  # the hook's variant, as its registry file names it
 CONTAINER_PORT = "8003"
 READY_TIMEOUT_S = 120.0
 CONTAINER_CHECK_INTERVAL_S = 1.0

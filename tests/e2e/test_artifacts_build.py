@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from model_zoo.card import sha256_of
-from model_zoo.checkpoint import DEFAULT_CARD, DEFAULT_CHECKPOINT
-from onnx_graph_transform import (
+from artifact_contract import (
     INT8_FILE,
     MANIFEST_FILE,
     OPTIMIZED_FILE,
     PORTABLE_FILE,
     VALIDATION_FILE,
 )
+from model_zoo.card import sha256_of
+from model_zoo.checkpoint import DEFAULT_CARD, DEFAULT_CHECKPOINT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELDOUT_IMAGES = REPO_ROOT / "images" / "digits"

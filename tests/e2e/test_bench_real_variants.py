@@ -42,6 +42,8 @@ def test_short_compare_of_the_real_variants(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
     assert report["baseline"] == "torch"
     assert not any("failed" in flag for flag in report["flags"]), report["flags"]  # no failed step
+    assert not [flag for flag in report["flag_details"] if flag["code"] == "step_failed"], report["flags"]
+    assert report["skipped_variants"] == []
     rows = {row["key"]: row["cells"] for row in report["rows"]}
     for variant in VARIANTS:
         for users in LEVELS:

@@ -22,11 +22,12 @@ import httpx
 import pytest
 
 from tests.fixtures.load import Payload, open_loop, percentile, service_time
+from tests.fixtures.variants import local_variants
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
-MODULES = {"torch": "torch_serving", "onnx": "onnx_serving"}
+VARIANTS = list(local_variants())  # every variant of the registry the suite can start, one worker each
 MAX_IN_FLIGHT = 4
 OVERLOAD_FACTOR = 5.0
 DURATION_SECONDS = 3.0
@@ -45,14 +46,12 @@ def _served(log_lines: str) -> list[tuple[int, float]]:
     return served
 
 
-@pytest.mark.parametrize("variant", sorted(MODULES))
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_overload_is_shed_fast_and_accepted_latency_stays_bounded(
-    variant: str, start_local_service, artifact_env: dict[str, str]
+    variant: str, start_registered_variant
 ) -> None:
-    service = start_local_service(
-        f"{variant}-overload",
-        MODULES[variant],
-        env={**artifact_env, "MAX_IN_FLIGHT": str(MAX_IN_FLIGHT)},
+    service = start_registered_variant(
+        variant, name=f"{variant}-overload", workers=1, env={"MAX_IN_FLIGHT": str(MAX_IN_FLIGHT)}
     )
     payload = Payload.image_file(IMAGES / "photo_medium.jpg")
     unloaded = service_time(service.base_url, payload)

@@ -22,6 +22,7 @@ from model_zoo.card import ModelCard, card_path_for, sha256_of
 from model_zoo.mobilenet_v3 import mobilenet_v3_small
 from tests.fixtures.errors import error_body_problem
 from tests.fixtures.load import Outcome, Payload, SteadyLoad
+from tests.fixtures.variants import local_variants
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -135,10 +136,10 @@ def _onnx_artifacts(source: Path, directory: Path) -> Artifacts:
     return Artifacts("ONNX_MODEL", model_path, refusals, renew)
 
 
-VARIANTS = {
-    "torch": ("torch_serving", "MODEL_CHECKPOINT", _torch_artifacts),
-    "onnx": ("onnx_serving", "ONNX_MODEL", _onnx_artifacts),
-}
+# How to renew and break a served artifact, by the variable that names it (a variant's [variant.tests]
+# artifact_env); the variants come from the registry.
+ARTIFACT_KINDS = {"MODEL_CHECKPOINT": _torch_artifacts, "ONNX_MODEL": _onnx_artifacts}
+VARIANTS = list(local_variants())
 
 
 def _reload(client: httpx.Client, token: str) -> httpx.Response:
@@ -147,12 +148,14 @@ def _reload(client: httpx.Client, token: str) -> httpx.Response:
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_reload_under_load_loses_nothing_and_bad_artifacts_are_refused(
-    variant: str, start_local_service, default_artifact, tmp_path: Path
+    variant: str, start_registered_variant, default_artifact, tmp_path: Path
 ) -> None:
-    module, variable, make_artifacts = VARIANTS[variant]
-    artifacts = make_artifacts(default_artifact(variable), tmp_path)
-    service = start_local_service(
-        f"{variant}-reload", module, workers=WORKERS, env={variable: str(artifacts.path)}
+    variable = local_variants()[variant].tests.artifact_env
+    if variable not in ARTIFACT_KINDS:
+        pytest.skip(f"{variant}: no way to renew or break its artifact ({variable}) is known here")
+    artifacts = ARTIFACT_KINDS[variable](default_artifact(variable), tmp_path)
+    service = start_registered_variant(
+        variant, name=f"{variant}-reload", workers=WORKERS, env={variable: str(artifacts.path)}
     )
     payload = Payload.image_file(IMAGES / "digits/00000.png")
     refusals: dict[str, str] = {}

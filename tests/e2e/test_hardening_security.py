@@ -15,13 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from serving_core.app import ServingApp, create_app
+from serving_core.app import create_app
 from serving_core.errors import UnauthorizedError
 from serving_core.predictor import BatchOutput
-from serving_core.settings import TorchServingSettings
+from serving_core.state import ServingApp
 from tests.fixtures.bad_inputs import png_bomb
 from tests.fixtures.errors import error_body_problem
 from torch_serving.predictor import TorchPredictor
+from torch_serving.settings import TorchServingSettings
 
 DIGIT = (Path(__file__).resolve().parents[2] / "images/digits/00000.png").read_bytes()
 DIGIT_HEADERS = {"content-type": "image/png"}

@@ -14,11 +14,13 @@ import httpx
 import pytest
 
 from tests.fixtures.load import Payload, new_connection_outcome, stuck_upload
+from tests.fixtures.variants import local_variants
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
-VARIANTS = {"torch": ("torch_serving", 1), "onnx": ("onnx_serving", 2)}
+# Every variant of the registry the suite can start, with its [variant.tests] workers (onnx: 2).
+VARIANTS = list(local_variants())
 GRACE_SECONDS = 8
 IN_FLIGHT = 3
 # uvicorn's supervisor polls for signals every 0.5 s, each worker checks for shutdown every 0.1 s.
@@ -37,14 +39,10 @@ def _in_flight(base_url: str) -> float:
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_sigterm_completes_accepted_requests_refuses_new_ones_and_exits_in_time(
-    variant: str, start_local_service, artifact_env: dict[str, str]
+    variant: str, start_registered_variant
 ) -> None:
-    module, workers = VARIANTS[variant]
-    service = start_local_service(
-        f"{variant}-sigterm",
-        module,
-        workers=workers,
-        env={**artifact_env, "GRACEFUL_TIMEOUT": str(GRACE_SECONDS)},
+    service = start_registered_variant(
+        variant, name=f"{variant}-sigterm", env={"GRACEFUL_TIMEOUT": str(GRACE_SECONDS)}
     )
     payload = Payload.image_file(IMAGES / "photo_large.jpg")
     baseline = _in_flight(service.base_url)
@@ -82,7 +80,7 @@ def test_sigterm_completes_accepted_requests_refuses_new_ones_and_exits_in_time(
     first_refusal = outcomes.index("refused") if "refused" in outcomes else None
     refused_after = new_connections[first_refusal][0] if first_refusal is not None else float("nan")
     print(
-        f"\n{variant} ({workers} worker(s)): {IN_FLIGHT} in-flight requests -> {statuses}, finished "
+        f"\n{variant} ({service.workers} worker(s)): {IN_FLIGHT} in-flight requests -> {statuses}, finished "
         f"{[round(t - signalled, 2) for t in sorted(finished)]} s after SIGTERM; "
         f"new connections every 0.1 s: {outcomes} (refused from "
         f"{refused_after:.2f} s); "

@@ -16,16 +16,16 @@ import numpy as np
 import onnx
 import pytest
 
+from artifact_contract import CARD_FILE, MANIFEST_FILE, NCHWC_DOMAIN, OPTIMIZED_FILE, PORTABLE_FILE
+from artifact_contract.cpu import cpu_fingerprint
 from model_zoo.card import sha256_of
 from onnx_serving.predictor import OnnxPredictor
-from serving_core.cpu import cpu_fingerprint
+from onnx_serving.settings import OnnxServingSettings
 from serving_core.errors import ModelLoadError
-from serving_core.settings import OnnxServingSettings
 
-SERVED = "fused.optimized.onnx"
-PORTABLE = "fused.portable.onnx"
-NCHWC_DOMAIN = "com.microsoft.nchwc"
-COPIED = (SERVED, PORTABLE, "model.card.json")
+SERVED = OPTIMIZED_FILE
+PORTABLE = PORTABLE_FILE
+COPIED = (SERVED, PORTABLE, CARD_FILE)
 READY_TIMEOUT_S = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def artifacts_dir() -> Path:
     directory = REPO_ROOT / "build" / "artifacts"
-    if not (directory / "manifest.json").is_file() or not (directory / PORTABLE).is_file():
+    if not (directory / MANIFEST_FILE).is_file() or not (directory / PORTABLE).is_file():
         pytest.fail("build/artifacts is missing or predates fused.portable.onnx: run `make artifacts`")
     return directory
 
@@ -44,10 +44,10 @@ def other_cpu_copy(artifacts_dir: Path, destination: Path, with_manifest: bool =
     for name in COPIED:
         shutil.copyfile(artifacts_dir / name, destination / name)
     if with_manifest:
-        manifest = json.loads((artifacts_dir / "manifest.json").read_text())
+        manifest = json.loads((artifacts_dir / MANIFEST_FILE).read_text())
         other = {**cpu_fingerprint(), "isa": ["amx_int8", "amx_tile", "avx", "avx512f"]}
         manifest["artifacts"][SERVED]["cpu_fingerprint"] = other
-        (destination / "manifest.json").write_text(json.dumps(manifest))
+        (destination / MANIFEST_FILE).write_text(json.dumps(manifest))
     return destination
 
 
@@ -56,7 +56,7 @@ def predictor_for(model: Path) -> OnnxPredictor:
 
 
 def test_served_graph_holds_the_nchwc_layout_and_the_portable_graph_does_not(artifacts_dir) -> None:
-    artifacts = json.loads((artifacts_dir / "manifest.json").read_text())["artifacts"]
+    artifacts = json.loads((artifacts_dir / MANIFEST_FILE).read_text())["artifacts"]
     assert (artifacts[SERVED]["level"], artifacts[SERVED]["hardware_specific"]) == ("all", True)
     assert (artifacts[PORTABLE]["level"], artifacts[PORTABLE]["hardware_specific"]) == ("extended", False)
     assert artifacts[SERVED]["cpu_fingerprint"] == cpu_fingerprint()

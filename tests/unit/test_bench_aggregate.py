@@ -9,6 +9,7 @@ import pytest
 
 from bench.profiles import get_profile
 from bench.report import build_table, render_report
+from bench.report.flags import FlagCode, Severity
 from bench.results import RunDir, not_measured, write_json
 
 LEVELS = (1, 4)
@@ -122,7 +123,8 @@ def test_load_rows_are_medians_of_repeats_with_spread_and_ratio(run_dir: RunDir)
     assert p50.cells["b"].ratio == pytest.approx(0.5)
     assert table.row("c1.max").cells["a"].summary.high == pytest.approx(240.0)
     assert table.row("c1.failures").cells["b"].median == 1
-    assert "failed" in table.row("c1.failures").cells["b"].flag
+    flag = table.row("c1.failures").cells["b"].flag
+    assert flag.code is FlagCode.REQUESTS_FAILED and "failed" in flag.message
     assert table.row("c4.sent_mb_s").cells["a"].median == pytest.approx(
         (0.01 + 0.1 / 12) / 2
     )  # 100 kB in 10 s and in 12 s
@@ -138,8 +140,10 @@ def test_resources_use_only_the_measured_window(run_dir: RunDir) -> None:
 def test_saturated_generator_is_flagged(run_dir: RunDir) -> None:
     table = build_table(run_dir.root)
     assert table.row("c1.rps").cells["a"].flag is None
-    assert "saturated" in table.row("c4.rps").cells["a"].flag
-    assert any("saturated" in flag for flag in table.flags)
+    flag = table.row("c4.rps").cells["a"].flag
+    assert flag.code is FlagCode.GENERATOR_SATURATED and flag.severity is Severity.WARNING
+    assert "saturated" in flag.message
+    assert any(flag.code is FlagCode.GENERATOR_SATURATED and "saturated" in str(flag) for flag in table.flags)
 
 
 def test_startup_footprint_accuracy_and_reasons(run_dir: RunDir) -> None:

@@ -9,6 +9,7 @@ import pytest
 from bench.analysis.queueing import predicted_quantile_ms
 from bench.profiles import get_profile
 from bench.report import build_table, render_report
+from bench.report.flags import FlagCode
 from bench.results import RunDir, not_measured, write_json
 
 CEILING_RPS = {0: 40.0, 1: 50.0}
@@ -76,8 +77,11 @@ def test_serving_efficiency_pairs_each_repeats_best_http_throughput_with_its_cei
 def test_an_http_throughput_above_the_ceiling_is_flagged(run_dir: RunDir) -> None:
     write_json(run_dir.ceiling_dir("py", 0) / "ceiling.json", _ceiling(20.0))  # HTTP did 30 req/s
     table = build_table(run_dir.root)
-    assert "unstable ceiling" in (table.row("efficiency").cells["py"].flag or "")
-    assert any("unstable ceiling" in flag for flag in table.flags)
+    flag = table.row("efficiency").cells["py"].flag
+    assert flag is not None and flag.code is FlagCode.UNSTABLE_CEILING and "unstable ceiling" in flag.message
+    assert any(
+        flag.code is FlagCode.UNSTABLE_CEILING and "unstable ceiling" in str(flag) for flag in table.flags
+    )
 
 
 def test_an_external_variant_has_no_ceiling_and_says_why(run_dir: RunDir) -> None:
@@ -99,8 +103,9 @@ def test_open_loop_rows_come_from_the_schedule_corrected_latencies(run_dir: RunD
     assert table.row("open.p99").cells["py"].median == pytest.approx(99.01)
     assert table.row("open.service_p99").cells["py"].median == 1.0
     late = table.row("open.late").cells["py"]
-    assert late.median == pytest.approx(3.0) and "behind" in (late.flag or "")
-    assert any("behind its schedule" in flag for flag in table.flags)
+    assert late.median == pytest.approx(3.0) and late.flag is not None and "behind" in late.flag.message
+    assert late.flag.code is FlagCode.BEHIND_SCHEDULE
+    assert any("behind its schedule" in str(flag) for flag in table.flags)
     model = table.row("open.model_p99").cells["py"]
     assert model.median == pytest.approx(predicted_quantile_ms("M/D/c", 20.0, 22.0, 1))
 
@@ -118,3 +123,18 @@ def test_the_analysis_plots_are_drawn_and_embedded(run_dir: RunDir) -> None:
         assert (run_dir.plots_dir / f"{name}.png").stat().st_size > 5_000
     html = run_dir.report_file("html").read_text()
     assert 'alt="queueing_model"' in html and 'alt="latency_cdf_open_loop"' in html
+
+
+def test_the_sweep_and_operator_plots_are_drawn_from_their_raw_files(run_dir: RunDir) -> None:
+    cells = [{"height": h, "width": w, "batch": b, "images_per_s": 10.0 * b, "latency_per_image_ms": 5.0 / b}
+             for h, w in ((224, 224), (480, 640)) for b in (1, 2, 4)]  # fmt: skip
+    sweep = {"runtime": "pytorch-eager", "threads": 1, "batch_sizes": [1, 2, 4],
+             "image_sizes": [[224, 224], [480, 640]], "cells": cells}  # fmt: skip
+    top = [{"operator": f"op{i}", "total_ms_per_call": float(i), "share": 0.1} for i in range(12)]
+    write_json(run_dir.analysis_dir("py") / "sweep.json", sweep)
+    write_json(run_dir.analysis_dir("py") / "profile.json", {"profiler": "torch.profiler", "top": top})
+    write_json(run_dir.analysis_dir("ext") / "sweep.json", not_measured("external service"))
+    render_report(run_dir)
+    for name in ("sweep", "top_operators"):
+        assert (run_dir.plots_dir / f"{name}.png").stat().st_size > 5_000
+    assert 'alt="sweep"' in run_dir.report_file("html").read_text()

@@ -29,8 +29,8 @@ def test_dependency_closure_follows_installed_metadata(tmp_path: Path) -> None:
 
 
 def test_torch_closure_is_far_larger_than_the_onnx_one() -> None:
-    torch_closure = dependency_closure_size(REPO_ROOT / "requirements" / "torch_serving.txt")
-    onnx_closure = dependency_closure_size(REPO_ROOT / "requirements" / "onnx_serving.txt")
+    torch_closure = dependency_closure_size(REPO_ROOT / "torch_serving" / "requirements.txt")
+    onnx_closure = dependency_closure_size(REPO_ROOT / "onnx_serving" / "requirements.txt")
     assert torch_closure["largest"][0]["name"] == "torch"
     assert torch_closure["total_bytes"] > 3 * onnx_closure["total_bytes"]
 

@@ -17,9 +17,10 @@ from bench.inprocess.jpeg_draft import run_jpeg_draft, upscaled_jpeg
 from bench.inprocess.launch import run_inprocess
 from bench.inprocess.target import build_serving
 from bench.payloads import IMAGES_DIR, load_payload
+from bench.records import load_run
 from bench.registry import PayloadFormat, load_registry
-from bench.report.aggregate import RawRun
-from bench.report.analysis_sections import jpeg_draft_section
+from bench.report.sections.inprocess import jpeg_draft_section
+from bench.report.table import tabulate
 from bench.results import RunDir, not_measured, write_json
 from serving_core.decode import DecodeLimits, decode_image
 
@@ -29,8 +30,8 @@ ARTIFACTS = {
     "ONNX_MODEL": REPO_ROOT / "build/artifacts/fused.optimized.onnx",
 }
 PREDICTORS = {
-    "torch": ("torch_serving.predictor:TorchPredictor", "serving_core.settings:TorchServingSettings"),
-    "onnx": ("onnx_serving.predictor:OnnxPredictor", "serving_core.settings:OnnxServingSettings"),
+    "torch": ("torch_serving.predictor:TorchPredictor", "torch_serving.settings:TorchServingSettings"),
+    "onnx": ("onnx_serving.predictor:OnnxPredictor", "onnx_serving.settings:OnnxServingSettings"),
 }
 DIGITS = 4
 
@@ -101,7 +102,9 @@ def test_the_job_runs_in_the_child_process_and_becomes_report_rows(artifacts: No
     write_json(run_dir.analysis_dir("ext") / "jpeg_draft.json", not_measured("external service"))
     write_json(run_dir.run_file, {"variants": [{"name": "onnx"}, {"name": "ext"}], "profile": {}})
 
-    rows = {row.key: row for row in jpeg_draft_section(RawRun(run_dir.root))}
+    section = jpeg_draft_section(load_run(run_dir))
+    tabulate(section, ["onnx", "ext"], "onnx")
+    rows = {row.key: row for row in section}
     digits = result["digits"]
     assert rows["jpeg_draft.top1_on"].cells["onnx"].median == pytest.approx(100 * digits["top1_on"])
     speedup = rows["jpeg_draft.speedup"].cells["onnx"].median

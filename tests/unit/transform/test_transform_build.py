@@ -10,24 +10,24 @@ import pytest
 import torch
 from PIL import Image
 
-from model_zoo.card import ModelCard, sha256_of
-from model_zoo.checkpoint import CheckpointError, load_classifier
-from model_zoo.mobilenet_v3 import mobilenet_v3_small
-from onnx_graph_transform import (
+from artifact_contract import (
     CARD_FILE,
     CLASSIFIER_FILE,
     FUSED_FILE,
     INT8_FILE,
     MANIFEST_FILE,
+    NCHWC_DOMAIN,
     OPTIMIZED_FILE,
     PORTABLE_FILE,
     VALIDATION_FILE,
 )
+from artifact_contract.cpu import cpu_fingerprint
+from model_zoo.card import ModelCard, sha256_of
+from model_zoo.checkpoint import CheckpointError, load_classifier
+from model_zoo.mobilenet_v3 import mobilenet_v3_small
 from onnx_graph_transform.__main__ import main
 from onnx_graph_transform.build import BuildRequest, _publish, build
-from onnx_graph_transform.optimize import NCHWC_DOMAIN
 from onnx_graph_transform.speed import TORCH_VARIANT, measure_speed, render_speed, speed_inputs
-from serving_core.cpu import cpu_fingerprint
 
 from .conftest import SMALL_SPEC, random_images
 

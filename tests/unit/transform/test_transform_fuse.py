@@ -8,8 +8,8 @@ import pytest
 import torch
 from onnx import helper
 
+from artifact_contract import IMAGE_INPUT, PROBABILITIES_OUTPUT
 from model_zoo.preprocess import preprocess_batch
-from onnx_graph_transform import IMAGE_INPUT, PROBABILITIES_OUTPUT
 from onnx_graph_transform.export import export_classifier
 from onnx_graph_transform.fuse import UnsupportedClassifierError, fuse_preprocessing, preprocessing_graph
 

@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from onnx_graph_transform import IMAGE_INPUT
+from artifact_contract import IMAGE_INPUT, NCHWC_DOMAIN
+from artifact_contract.session import open_session
 from onnx_graph_transform.fuse import fuse_preprocessing
 from onnx_graph_transform.graph_info import node_counts
-from onnx_graph_transform.optimize import NCHWC_DOMAIN, optimize_offline, serving_session
+from onnx_graph_transform.optimize import optimize_offline
 from onnx_graph_transform.quantize import INTEGER_OPS, quantize_classifier
 from onnx_graph_transform.validate import LabelledImages, int8_verdict, run_artifact, validate_int8
 
@@ -46,7 +47,7 @@ def test_optimized_graph_gives_the_same_probabilities(tmp_path, fused_path, leve
     assert report["level"] == level
     assert report["nodes_before"] == len(onnx.load(fused_path).graph.node)
     assert report["bytes_after"] == (tmp_path / "optimized.onnx").stat().st_size
-    original, optimized = session(fused_path), serving_session(tmp_path / "optimized.onnx")
+    original, optimized = session(fused_path), open_session(tmp_path / "optimized.onnx")
     for images in (random_images(1, 48, 64), random_images(2, 33, 70)):
         np.testing.assert_allclose(
             optimized.run(None, {IMAGE_INPUT: images})[0],
@@ -88,7 +89,7 @@ def test_quantized_artifact_uses_integer_operators_and_keeps_float_preprocessing
 
 def test_quantized_artifact_runs_close_to_fp32(int8_path, fused_path) -> None:
     images = random_images(2, 45, 60)
-    int8 = serving_session(int8_path).run(None, {IMAGE_INPUT: images})[0]
+    int8 = open_session(int8_path).run(None, {IMAGE_INPUT: images})[0]
     fp32 = session(fused_path).run(None, {IMAGE_INPUT: images})[0]
     assert int8.shape == fp32.shape
     np.testing.assert_allclose(int8.sum(axis=1), 1.0, atol=1e-5)
@@ -103,11 +104,11 @@ def test_int8_verdict_applies_the_99_percent_rule() -> None:
 
 def test_int8_gate_rejects_when_the_threshold_cannot_be_met(int8_path, fused_path) -> None:
     images = [random_images(1, 40 + i, 50, seed=i)[0] for i in range(6)]
-    fp32_session = serving_session(fused_path)
+    fp32_session = open_session(fused_path)
     labels = run_artifact(fp32_session, images).argmax(axis=1)  # fp32 accuracy is 100% by construction
     heldout = LabelledImages(images, labels, "synthetic")
-    strict = validate_int8(serving_session(int8_path), fp32_session, heldout, ratio=1.5)
-    lenient = validate_int8(serving_session(int8_path), fp32_session, heldout, ratio=0.0)
+    strict = validate_int8(open_session(int8_path), fp32_session, heldout, ratio=1.5)
+    lenient = validate_int8(open_session(int8_path), fp32_session, heldout, ratio=0.0)
     assert strict["heldout_vs_fp32"]["reference_accuracy"] == 1.0
     assert strict["gate"]["status"] == "rejected"
     assert lenient["gate"]["status"] == "accepted"

@@ -9,8 +9,8 @@ import onnx
 import pytest
 from PIL import Image
 
+from artifact_contract.session import open_session
 from onnx_graph_transform.fuse import fuse_preprocessing
-from onnx_graph_transform.optimize import serving_session
 from onnx_graph_transform.validate import LabelledImages, compare, load_heldout, validate_fp32
 
 from .conftest import SMALL_SPEC, random_images, reference
@@ -47,7 +47,7 @@ def test_load_heldout_decodes_the_manifest(tmp_path) -> None:
 def fused_session(tmp_path_factory, tiny_resnet_onnx):
     path = tmp_path_factory.mktemp("validate") / "fused.onnx"
     onnx.save(fuse_preprocessing(tiny_resnet_onnx, SMALL_SPEC), path)
-    return serving_session(path)
+    return open_session(path)
 
 
 @pytest.fixture(scope="module")

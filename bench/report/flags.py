@@ -1,0 +1,65 @@
+"""Structured flags: what a cell says beside its figure, and which of those a reader must not miss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    INFO = "info"  # context shown in the cell only (a count, the basis of a prediction)
+    WARNING = "warning"  # also listed under the report's Flags: the figure may mislead
+    ERROR = "error"  # a step failed
+
+
+class FlagCode(StrEnum):
+    GENERATOR_SATURATED = "generator_saturated"
+    REQUESTS_FAILED = "requests_failed"
+    BEHIND_SCHEDULE = "behind_schedule"
+    UNSTABLE_RUN = "unstable_run"
+    UNSTABLE_CEILING = "unstable_ceiling"
+    SLO_SEARCH = "slo_search"
+    STEP_FAILED = "step_failed"
+    DISTRIBUTIONS = "distributions"
+    ACCURACY_COUNTS = "accuracy_counts"
+    FUSED_PREPROCESSING = "fused_preprocessing"
+    MODEL_BASIS = "model_basis"
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: FlagCode
+    severity: Severity
+    message: str
+
+
+def info(code: FlagCode, message: str) -> Flag:
+    return Flag(code, Severity.INFO, message)
+
+
+def warning(code: FlagCode, message: str) -> Flag:
+    return Flag(code, Severity.WARNING, message)
+
+
+@dataclass(frozen=True)
+class ReportFlag:
+    """One entry of the report's Flags list: a flag raised on a variant, in a section or by a failed step."""
+
+    code: FlagCode
+    severity: Severity
+    variant: str
+    message: str
+    section: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.variant}, {self.section}" if self.section else self.variant
+        return f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "code": self.code.value,
+            "severity": self.severity.value,
+            "variant": self.variant,
+            "section": self.section,
+            "message": self.message,
+        }

@@ -1,0 +1,90 @@
+"""How the table reads, shared by every format: number formatting, cell texts, the header, the sections."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from bench.report.table import Table
+
+ARROWS = {"higher": " ↑", "lower": " ↓", None: ""}
+
+
+def format_number(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    magnitude = abs(value)
+    if value == int(value) and magnitude < 1e6:
+        return f"{int(value):,}"
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.1 or magnitude == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def format_cell(line: Any, *, is_baseline: bool) -> str:
+    """One cell as the table shows it: figure [min-max] ×ratio (flag), or its n/a text."""
+    if isinstance(line.text, str):
+        return line.text
+    text = format_number(line.median)
+    if line.n > 1:
+        text += f" [{format_number(line.low)}–{format_number(line.high)}]"
+    if not is_baseline and not math.isnan(line.ratio):
+        text += f" ×{line.ratio:.2f}"
+    if line.flag is not None:
+        text += f" ({line.flag.message})"
+    return text
+
+
+def header(table: Table) -> list[str]:
+    return ["metric", "unit"] + [
+        f"{variant} (baseline)" if variant == table.baseline else variant for variant in table.variants
+    ]
+
+
+def display_frame(table: Table) -> pd.DataFrame:
+    """One line per row: section, the metric with its arrow, the unit and one formatted text per variant."""
+    frame = table.frame.copy()
+    frame["shown"] = [
+        format_cell(line, is_baseline=line.variant == table.baseline) for line in frame.itertuples()
+    ]
+    shown = frame.pivot(index="row", columns="variant", values="shown")[table.variants]
+    meta = frame.groupby("row").first()
+    metric = meta["label"] + meta["better"].map(
+        lambda better: ARROWS[better if isinstance(better, str) else None]
+    )
+    return pd.concat([meta["section"], metric.rename("metric"), meta["unit"], shown], axis=1)
+
+
+def sections(table: Table) -> Iterator[tuple[str, list[list[str]]]]:
+    """(section, its rows as [metric, unit, cell per variant]) in table order."""
+    for section, lines in display_frame(table).groupby("section", sort=False):
+        yield str(section), lines.drop(columns="section").astype(str).values.tolist()
+
+
+def title(table: Table) -> str:
+    started = datetime.fromtimestamp(table.run["started_unix"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"serving-lab comparison, {table.run['profile']['name']} profile, {started}"
+
+
+def context_lines(table: Table) -> list[str]:
+    sysinfo = table.run["sysinfo"]
+    git = sysinfo["git"]
+    commit = (git["commit"] or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
+    return [
+        f"Machine: {sysinfo['cpu_model']}, {sysinfo['logical_cores']} logical cores, cgroup cpu.max"
+        f" {sysinfo['cgroup']['cpu.max']}, load average at start {sysinfo['load_average_1m_at_start']:.2f}",
+        f"Runner: {table.run['runner']['runner']}; commit {commit}; python {sysinfo['python']}; "
+        + ", ".join(f"{name} {version}" for name, version in sysinfo["libraries"].items() if version),
+    ]
+
+
+def skipped_lines(table: Table) -> list[str]:
+    return [f"{skipped.name}: {skipped.reason}" for skipped in table.skipped]

@@ -1,0 +1,59 @@
+"""The Notes under the table: how every figure was made, with the numbers read from their constants."""
+
+from __future__ import annotations
+
+from bench.analysis.stability import STABLE_TOLERANCE, STABLE_WINDOWS
+from bench.load.spec import MAX_IN_FLIGHT
+from bench.records import RunRecords
+from bench.records.derived import QUEUEING_MODEL
+
+
+def notes(run: RunRecords) -> list[str]:
+    info = run.info
+    lines = [
+        f"Every figure is the median over {info.profile.repeats} repeat(s) (a fresh service each)"
+        " with [min-max]; startup rows summarize the individual starts.",
+        "Latency percentiles are over successful requests of the measured window (linear interpolation);"
+        " failures are counted separately.",
+        f"×N is the ratio to the baseline ({info.baseline}) for that row;"
+        " ↑ higher is better, ↓ lower is better.",
+        f"Core pinning: {info.pinning.note}.",
+        "Service RSS sums the process tree (shared pages of several workers count more than once).",
+    ]
+    if info.runner.runner == "compose":
+        lines.append(
+            "Compose runner: service CPU and memory are the container's, from the engine's stats"
+            " (memory = usage minus inactive page cache, as `docker stats` shows it); start to ready"
+            f" is {info.runner.startup_clock or 'container start -> ready'}; the served image"
+            " is the slim one, the fat (dev) image is inspected for comparison only."
+        )
+    lines.append(
+        "Installed dependency closure: sizes of the files installed by each distribution reachable from the"
+        " variant's requirements file, in the bench's virtual environment (not an image)."
+    )
+    return lines + analysis_notes(run)
+
+
+def analysis_notes(run: RunRecords) -> list[str]:
+    lines = [
+        "In-process ceiling: the variant's own Predictor and serving_core's decode and response code in one"
+        " process pinned to the service cores with the service's threads, warmup excluded; serving efficiency"
+        " pairs each repeat's best closed-loop HTTP throughput with that repeat's ceiling.",
+    ]
+    if run.info.profile.open_runs:
+        lines.append(
+            "Open loop: one Locust scheduler sends on a seeded Poisson schedule (at most"
+            f" {MAX_IN_FLIGHT} outstanding); latency runs from the scheduled send time, so a stalled service"
+            " cannot hide behind a slowed generator (coordinated omission). A run is stable when its last"
+            f" {STABLE_WINDOWS} windows' throughput and p99 agree within {STABLE_TOLERANCE:.0%}. Queueing"
+            f" model: {QUEUEING_MODEL} with S = the mean latency at concurrency 1 and c = workers x inference"
+            " concurrency from /info."
+        )
+    if any(records.jpeg_draft is not None for records in run.variants.values()):
+        lines.append(
+            "JPEG_DRAFT: serving_core's decode with the service's own draft rule off and on"
+            " (JPEG_DRAFT=false/true), one process per variant; the digit JPEGs are made in memory (Pillow"
+            " LANCZOS upscale), each decoded and predicted alone once per mode; photo rows alternate off"
+            " and on rounds. The draft changes the pixels the model sees, so it is off by default."
+        )
+    return lines

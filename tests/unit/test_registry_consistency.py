@@ -1,0 +1,122 @@
+"""The registry (bench/variants.toml) is the one list of variants; what is still written by hand for people
+to read (compose.yaml, requirements/dev.txt, the import layers in pyproject.toml, .dockerignore) must agree
+with it. Each test names the file to fix when a variant is added or changed."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.registry import BUILTIN_VARIANTS_FILE, Variant, load_registry, load_variants_file
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "compose.yaml"
+PYTHON_DOCKERFILE = "docker/python-variant.Dockerfile"
+EXTERNAL_HOOK_FILE = REPO_ROOT / "docker" / "external.variants.toml"
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+def in_repo_variants() -> list[Variant]:
+    return load_variants_file(BUILTIN_VARIANTS_FILE)
+
+
+def compose_variants() -> list[Variant]:
+    """Every registered variant compose.yaml should run: the built-in ones, the external hook's, and any
+    external/*/variants.toml that names a compose service."""
+    variants = load_registry([EXTERNAL_HOOK_FILE], environ={})
+    return [variant for variant in variants if variant.compose_service is not None]
+
+
+@pytest.mark.parametrize("variant", compose_variants(), ids=lambda variant: variant.name)
+def test_each_variants_compose_service_publishes_the_registered_port_from_its_variable(
+    variant: Variant,
+) -> None:
+    services = compose_services()
+    assert variant.compose_service in services, f"compose.yaml has no service {variant.compose_service!r}"
+    ports = services[variant.compose_service].get("ports") or []
+    assert variant.compose_port_env is not None, (
+        f"{variant.name}: declare compose_port_env in its variants file"
+    )
+    pattern = re.compile(rf"^\$\{{{variant.compose_port_env}:-{variant.port}\}}:")
+    assert any(pattern.match(str(port)) for port in ports), (
+        f"compose.yaml service {variant.compose_service}: publish "
+        f"`${{{variant.compose_port_env}:-{variant.port}}}:...` (found {ports})"
+    )
+
+
+@pytest.mark.parametrize(
+    "variant", [v for v in in_repo_variants() if v.image is not None], ids=lambda variant: variant.name
+)
+def test_each_python_image_is_built_by_compose_as_the_registry_says(variant: Variant) -> None:
+    service = compose_services()[variant.compose_service or ""]
+    assert str(service["image"]).endswith(f":-{variant.image_tag('slim')}}}"), service["image"]
+    build = service["build"]
+    assert build["dockerfile"] == PYTHON_DOCKERFILE
+    container_port = str(service["ports"][0]).rsplit(":", 1)[1]
+    assert container_port == str(variant.port)
+    args = {key: str(value) for key, value in build["args"].items()}
+    assert (args["VARIANT"], args["PACKAGE"], args["PORT"]) == (
+        variant.name,
+        variant.python_package,
+        str(variant.port),
+    )
+
+
+def test_every_python_service_of_compose_is_a_registered_variant() -> None:
+    images = {v.compose_service: v for v in in_repo_variants() if v.image is not None}
+    built_here = {
+        name
+        for name, service in compose_services().items()
+        if (service.get("build") or {}).get("dockerfile") == PYTHON_DOCKERFILE
+    }
+    assert built_here == set(images), "compose.yaml and bench/variants.toml list different Python services"
+
+
+def test_each_variant_keeps_its_requirements_in_its_folder_and_dev_includes_them() -> None:
+    dev = (REPO_ROOT / "requirements" / "dev.txt").read_text().splitlines()
+    for variant in in_repo_variants():
+        if variant.python_package is None:
+            continue
+        assert variant.requirements_path == REPO_ROOT / variant.python_package / "requirements.txt"
+        text = variant.requirements_path.read_text()
+        assert "-r ../requirements/serving-common.txt" in text.splitlines()
+        assert f"-r ../{variant.python_package}/requirements.txt" in dev, "add it to requirements/dev.txt"
+
+
+def test_the_import_layers_name_every_in_repo_variant() -> None:
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    packages = {variant.python_package for variant in in_repo_variants() if variant.python_package}
+    assert packages <= set(config["root_packages"])
+    layers = next(contract for contract in config["contracts"] if contract["type"] == "layers")["layers"]
+    variants_layer = next(layer for layer in layers if "|" in layer or layer in packages)
+    assert {part.strip() for part in variants_layer.split("|")} == packages, "pyproject.toml's layers"
+
+
+def test_dockerignore_lets_in_every_file_an_image_copies() -> None:
+    allowed = [
+        line[1:].rstrip("/")
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+
+    def let_in(path: str) -> bool:
+        parts = Path(path).parts
+        prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+        return any(fnmatch.fnmatchcase(prefix, entry) for prefix in prefixes for entry in allowed)
+
+    for variant in in_repo_variants():
+        if variant.image is None:
+            continue
+        wanted = [variant.python_package or "", *(str(path) for path in variant.image.files)]
+        assert all(let_in(path) for path in wanted), (
+            f"{variant.name}: .dockerignore keeps out one of {wanted}"
+        )
