@@ -5,6 +5,7 @@
 #
 #   docker/build.sh [VARIANT...] [locust]        default: every variant with an image (registry order), then locust
 #   OFFLINE=1 docker/build.sh                    no registry: local Debian base images + wheelhouse/ only
+#   (with no VARIANT named, every external/*/build-image.sh runs too when cargo is on PATH: the Rust service)
 #
 # Online (default): BASE_IMAGE=python:3.11-slim, DEV_BASE_IMAGE=python:3.11, PIP_INDEX_URL (PyPI) and TORCH_INDEX_URL
 # (the PyTorch CPU index). OFFLINE=1 first makes the base images (docker/base-image.sh) and the wheelhouse
@@ -127,3 +128,16 @@ for variant in "${targets[@]}"; do
     exit 2
   fi
 done
+
+# External services with an offline image script of their own (external/<name>/build-image.sh), when no target was
+# named: built from the host's toolchain, so they are skipped, with the reason, where it is missing.
+if [[ $# -eq 0 ]]; then
+  for script in external/*/build-image.sh; do
+    [[ -x "$script" ]] || continue
+    if command -v cargo >/dev/null 2>&1; then
+      "$script"
+    else
+      log "skipping $script: cargo is not on PATH"
+    fi
+  done
+fi

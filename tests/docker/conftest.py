@@ -83,13 +83,6 @@ def build_images(*variants: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def onnx_slim_image(docker_engine: None) -> str:
-    """The onnx slim image alone (the external hook's tests use it as a stand-in service)."""
-    build_images("onnx")
-    return image_tag("onnx", "slim")
-
-
-@pytest.fixture(scope="session")
 def built_images(docker_engine: None) -> dict[str, dict[str, str]]:
     """Every serving variant's slim and dev image (see ``build_images``)."""
     build_images(*SERVING_VARIANTS)

@@ -1,0 +1,219 @@
+//! Around every request, as serving_core/middleware.py: a request id (echoed as X-Request-Id), the in-flight
+//! limit on /predict* (503 + Retry-After at once, before reading anything), the body limit from
+//! Content-Length (413 before reading), the in-flight gauge, request metrics and one JSON access-log line.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, Error};
+use futures_util::future::LocalBoxFuture;
+
+use crate::errors::ApiError;
+use crate::log;
+use crate::state::AppState;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const LIMITED_PREFIX: &str = "/predict";
+
+/// The routes the metrics are labelled by; anything else is "unmatched".
+const ROUTES: [&str; 11] = [
+    "/predict",
+    "/predict/",
+    "/predict/batch",
+    "/health",
+    "/",
+    "/ready",
+    "/info",
+    "/metrics",
+    "/admin/reload",
+    "/openapi.json",
+    "/docs",
+];
+
+pub fn route_label(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|r| **r == path)
+        .copied()
+        .unwrap_or("unmatched")
+}
+
+/// An incoming id is kept when it is 1-128 characters of [A-Za-z0-9._:-].
+pub fn safe_request_id(incoming: Option<&str>) -> Option<String> {
+    let id = incoming?;
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    ok.then(|| id.to_string())
+}
+
+/// 32 hex digits, unique per process run (a counter mixed with the start time and pid).
+pub fn new_request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        now ^ (u64::from(std::process::id()) << 32)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mix = |mut x: u64| {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    };
+    format!(
+        "{:016x}{:016x}",
+        mix(seed ^ n),
+        mix(seed.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    )
+}
+
+/// Decrements the in-flight count when the request ends, however it ends (a dropped connection included).
+struct InFlight(Arc<AppState>);
+
+impl InFlight {
+    fn enter(state: Arc<AppState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        state.metrics.in_flight_add(1);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.in_flight_add(-1);
+    }
+}
+
+fn declared_length(request: &ServiceRequest) -> Option<usize> {
+    let text = request.headers().get("content-length")?.to_str().ok()?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<usize>().unwrap_or(usize::MAX))
+}
+
+fn refusal(state: &AppState, path: &str, request: &ServiceRequest) -> Option<ApiError> {
+    let limit = state.settings.process_in_flight_limit();
+    if path.starts_with(LIMITED_PREFIX)
+        && limit > 0
+        && state.in_flight.load(Ordering::SeqCst) >= limit
+    {
+        state.metrics.rejected("overloaded");
+        return Some(ApiError::overloaded(state.settings.max_in_flight));
+    }
+    if declared_length(request).is_some_and(|n| n > state.settings.max_body_bytes) {
+        state.metrics.rejected("body_too_large");
+        return Some(ApiError::payload_too_large(state.settings.max_body_bytes));
+    }
+    None
+}
+
+pub fn handle<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = Error>,
+    S::Future: 'static,
+{
+    let started = Instant::now();
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .map(|d| d.clone().into_inner());
+    let Some(state) = state else {
+        let future = service.call(request);
+        return Box::pin(future);
+    };
+    let incoming = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let request_id = safe_request_id(incoming).unwrap_or_else(new_request_id);
+    let path = request.path().to_string();
+    let method = request.method().to_string();
+
+    let outcome: LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, Error>> =
+        match refusal(&state, &path, &request) {
+            Some(error) => {
+                let response = request.into_response(error.to_response());
+                Box::pin(async move { Ok(response) })
+            }
+            None => {
+                let guard = InFlight::enter(state.clone());
+                let future = service.call(request);
+                Box::pin(async move {
+                    let response = future.await;
+                    drop(guard);
+                    response
+                })
+            }
+        };
+
+    Box::pin(async move {
+        let mut response = outcome.await?;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+        }
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed().as_secs_f64();
+        state
+            .metrics
+            .request(route_label(&path), &method, status, elapsed);
+        log::info(
+            "rust_onnx_serving.access",
+            "request",
+            &[
+                ("request_id", request_id.as_str().into()),
+                ("method", method.as_str().into()),
+                ("path", path.as_str().into()),
+                ("status", status.into()),
+                (
+                    "duration_ms",
+                    crate::holder::round(elapsed * 1000.0, 3).into(),
+                ),
+            ],
+        );
+        Ok(response)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(
+            safe_request_id(Some("contract-abc.1:2_3")).as_deref(),
+            Some("contract-abc.1:2_3")
+        );
+        assert_eq!(safe_request_id(Some("has space")), None);
+        assert_eq!(safe_request_id(Some(&"a".repeat(129))), None);
+        assert_eq!(safe_request_id(Some("")), None);
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn routes_are_labelled() {
+        assert_eq!(route_label("/predict"), "/predict");
+        assert_eq!(route_label("/predict/batch"), "/predict/batch");
+        assert_eq!(route_label("/nothing"), "unmatched");
+    }
+}

@@ -1,0 +1,23 @@
+"""The Rust service serves a snapshot of the contract's OpenAPI document
+(external/rust_onnx_serving/openapi.json, exported from the Python services' schemas): it must still
+equal what onnx_serving publishes, apart from the title. When this fails, the contract changed: export
+the document again (see that folder's README) and check that the Rust service still matches it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "external" / "rust_onnx_serving" / "openapi.json"
+
+
+def test_the_rust_services_openapi_snapshot_is_the_contracts_document() -> None:
+    from onnx_serving.app import app
+
+    published = json.loads(json.dumps(app.openapi()))
+    snapshot = json.loads(SNAPSHOT.read_text())
+    for document in (published, snapshot):
+        document["info"].pop("title", None)
+    assert snapshot["paths"].keys() == published["paths"].keys()
+    assert snapshot == published
