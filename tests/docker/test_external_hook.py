@@ -1,7 +1,7 @@
-"""The compose external hook end to end through a real engine: `rust-onnx-serving` (profile `external`), the
-real Rust service of external/rust_onnx_serving in the image its offline script builds (the binary built on the
-host, in a FROM-scratch image), held to the conformance suite and benchmarked by the compose runner through
-docker/external.variants.toml. Compose points its ONNX_MODEL/MODEL_CARD at the read-only mount of
+"""The compose external hook end to end through a real engine: `rust-onnx-serving` (profile `external`),
+the real Rust service of external/rust_onnx_serving in the image its offline script builds (the binary built
+on the host, in a FROM-scratch image), held to the conformance suite and benchmarked by the compose runner
+through docker/external.variants.toml. Compose points its ONNX_MODEL/MODEL_CARD at the read-only mount of
 build/artifacts. Each test runs in a compose project of its own and checks that nothing is left running.
 """
 
@@ -54,7 +54,7 @@ RUST_IMAGE_BUILD_TIMEOUT_S = 1800
 
 @pytest.fixture(scope="module")
 def rust_image(docker_engine: None) -> str:
-    """The Rust service's image from its offline script (cargo reuses its release build when it is current)."""
+    """The Rust service's image from its offline script (cargo reuses a current release build)."""
     if shutil.which("cargo") is None:
         message = "cargo is not on PATH: the Rust service's image cannot be built"
         if os.environ.get("CI"):
