@@ -41,7 +41,9 @@ def _add_registry_options(parser: argparse.ArgumentParser) -> None:
         metavar="TOML",
         help="extra variants file (repeatable); BENCH_VARIANTS_FILES adds more",
     )
-    parser.add_argument("--no-builtin", action="store_true", help="leave out bench/variants.toml")
+    parser.add_argument(
+        "--no-builtin", action="store_true", help="leave out bench/variants.toml and external/*/variants.toml"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

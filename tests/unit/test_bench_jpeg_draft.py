@@ -29,9 +29,11 @@ ARTIFACTS = {
     "MODEL_CHECKPOINT": REPO_ROOT / "model_zoo/default/mobilenet_v3_small_digits.pt",
     "ONNX_MODEL": REPO_ROOT / "build/artifacts/fused.optimized.onnx",
 }
+# Every registered variant with an in-process predictor (the registry is the one list of variants).
 PREDICTORS = {
-    "torch": ("torch_serving.predictor:TorchPredictor", "torch_serving.settings:TorchServingSettings"),
-    "onnx": ("onnx_serving.predictor:OnnxPredictor", "onnx_serving.settings:OnnxServingSettings"),
+    variant.name: (variant.in_process.predictor, variant.in_process.settings)
+    for variant in load_registry()
+    if variant.in_process is not None
 }
 DIGITS = 4
 
