@@ -1,5 +1,5 @@
 //! The CPU fingerprint that decides whether a hardware-specific artifact may run here, computed exactly as
-//! serving_core/cpu.py does (architecture + the kernel-deciding ISA flags of /proc/cpuinfo), so that the
+//! artifact_contract/cpu.py does (architecture + the kernel-deciding ISA flags of /proc/cpuinfo), so that the
 //! manifest's `cpu_fingerprint` written by the Python build compares equal on the same machine.
 
 use serde_json::Value;
