@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load.spec import GENERATOR_SATURATION_PERCENT, LoadSpec, cpu_percent, write_final_stats
+from bench.records.models import LoadWindow
 
 _EXIT_GRACE_S = 60.0
 
@@ -133,24 +134,24 @@ def _measure(spec: LoadSpec, out_dir: Path) -> None:
 
     generator_cpu = cpu_percent(cpu_before, cpu_after, elapsed)
     completed = len(state["latencies"]) + state["failures"]
-    window = {
-        "users": spec.users,
-        "start_unix": start_wall,
-        "duration_s": elapsed,
-        "stopped_by": stopped_by,
-        "requests": completed,
-        "successes": len(state["latencies"]),
-        "failures": state["failures"],
-        "errors": errors,
-        "request_bytes": completed * locustfile.PAYLOAD.size,
-        "response_bytes": state["response_bytes"],
-        "payload_bytes": locustfile.PAYLOAD.size,
-        "generator_cpu_percent": generator_cpu,
-        "generator_saturated": generator_cpu >= GENERATOR_SATURATION_PERCENT,
-        "generator_cores": sorted(os.sched_getaffinity(0)),
-    }
+    window = LoadWindow(
+        users=spec.users,
+        start_unix=start_wall,
+        duration_s=elapsed,
+        stopped_by=stopped_by,
+        requests=completed,
+        successes=len(state["latencies"]),
+        failures=state["failures"],
+        errors=errors,
+        request_bytes=completed * locustfile.PAYLOAD.size,
+        response_bytes=state["response_bytes"],
+        payload_bytes=locustfile.PAYLOAD.size,
+        generator_cpu_percent=generator_cpu,
+        generator_saturated=generator_cpu >= GENERATOR_SATURATION_PERCENT,
+        generator_cores=sorted(os.sched_getaffinity(0)),
+    )
     (out_dir / "latencies.json").write_text(json.dumps(state["latencies"]))
-    (out_dir / "window.json").write_text(json.dumps(window, indent=2) + "\n")
+    (out_dir / "window.json").write_text(window.model_dump_json(indent=2) + "\n")
 
 
 if __name__ == "__main__":

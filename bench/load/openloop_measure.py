@@ -15,6 +15,7 @@ from typing import Any
 from bench.analysis.stability import assess, windows_of
 from bench.load.arrivals import adherence, bounded_schedule
 from bench.load.spec import GENERATOR_SATURATION_PERCENT, LoadSpec, cpu_percent, write_final_stats
+from bench.records.models import OpenLoopWindow
 
 STABILITY_WINDOWS = 5  # default window = duration / this
 
@@ -95,29 +96,31 @@ def measure_open(spec: LoadSpec, out_dir: Path) -> None:
         [r["send_lag_ms"] for r in records], capped=sum(r["capped"] for r in records)
     )
     generator_cpu = cpu_percent(cpu_before, cpu_after, elapsed)
-    window = {
-        "mode": "open",
-        "users": 1,
-        "rate": spec.rate,
-        "seed": spec.seed,
-        "max_in_flight": spec.max_in_flight,
-        "scheduled": sum(1 for offset in user.schedule if offset >= spec.warmup_s),
-        "start_unix": window_start_unix,
-        "duration_s": span,
-        "stopped_by": "schedule" if finished else "timeout",
-        "requests": len(records),
-        "successes": len(successes),
-        "failures": len(records) - len(successes),
-        "errors": errors,
-        "request_bytes": len(records) * openloop.PAYLOAD.size,
-        "response_bytes": response_bytes,
-        "payload_bytes": openloop.PAYLOAD.size,
-        "generator_cpu_percent": generator_cpu,
-        "generator_saturated": generator_cpu >= GENERATOR_SATURATION_PERCENT,
-        "generator_cores": sorted(os.sched_getaffinity(0)),
-        "adherence": schedule_adherence.to_dict(),
-        "stability": stability.to_dict(),
-    }
+    window = OpenLoopWindow.model_validate(
+        {
+            "mode": "open",
+            "users": 1,
+            "rate": spec.rate,
+            "seed": spec.seed,
+            "max_in_flight": spec.max_in_flight,
+            "scheduled": sum(1 for offset in user.schedule if offset >= spec.warmup_s),
+            "start_unix": window_start_unix,
+            "duration_s": span,
+            "stopped_by": "schedule" if finished else "timeout",
+            "requests": len(records),
+            "successes": len(successes),
+            "failures": len(records) - len(successes),
+            "errors": errors,
+            "request_bytes": len(records) * openloop.PAYLOAD.size,
+            "response_bytes": response_bytes,
+            "payload_bytes": openloop.PAYLOAD.size,
+            "generator_cpu_percent": generator_cpu,
+            "generator_saturated": generator_cpu >= GENERATOR_SATURATION_PERCENT,
+            "generator_cores": sorted(os.sched_getaffinity(0)),
+            "adherence": schedule_adherence.to_dict(),
+            "stability": stability.to_dict(),
+        }
+    )
     (out_dir / "latencies.json").write_text(json.dumps([r["latency_ms"] for r in successes]))
     (out_dir / "requests.json").write_text(json.dumps(records))
-    (out_dir / "window.json").write_text(json.dumps(window, indent=2) + "\n")
+    (out_dir / "window.json").write_text(window.model_dump_json(indent=2) + "\n")
