@@ -24,6 +24,8 @@ export
 endif
 
 VENV_STAMP := $(VENV)/.installed
+# Every in-repo variant keeps its runtime requirements in its own folder; the venv installs them all.
+VARIANT_REQUIREMENTS := $(wildcard *_serving/requirements.txt)
 ARTIFACTS_STAMP := $(ARTIFACTS_DIR)/manifest.json
 MODEL_CHECKPOINT := model_zoo/default/mobilenet_v3_small_digits.pt
 MODEL_SOURCES := $(wildcard model_zoo/*.py)
@@ -42,10 +44,10 @@ help:
 	@echo "make docker-images   slim + dev image of every variant and the Locust image (OFFLINE=1: no registry)"
 	@echo "make lint      ruff, and the import layers (import-linter, contracts in pyproject.toml)"
 
-$(VENV_STAMP): requirements/*.txt $(wildcard *_serving/requirements.txt) pyproject.toml
+$(VENV_STAMP): requirements/*.txt $(VARIANT_REQUIREMENTS) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet -r requirements/dev.txt $(foreach file,$(VARIANT_REQUIREMENTS),-r $(file))
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -99,7 +101,9 @@ test-fast: artifacts
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
+	@mkdir -p build
+	$(PY) -m bench.registry import-contracts >build/import-contracts.ini
+	$(VENV)/bin/lint-imports build/import-contracts.ini
 
 format: $(VENV_STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -360,8 +360,50 @@ def stage_image(variant: Variant, destination: Path) -> list[Path]:
     return copied
 
 
+VARIANTS_TOKEN = "{variants}"
+
+
+def in_repo_python_packages(variants: Sequence[Variant]) -> list[str]:
+    """The packages of the registered Python variants that live in this repository (``<name>_serving/``)."""
+    packages = (variant.python_package for variant in variants)
+    return [package for package in packages if package and (REPO_ROOT / package).is_dir()]
+
+
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+
+
+def import_contracts(variants: Sequence[Variant], pyproject: Path = PYPROJECT) -> str:
+    """pyproject.toml's import-linter contracts, ``{variants}`` expanded, as the INI lint-imports reads.
+
+    In ``layers`` the token becomes one layer of independent packages (``a | b``); in any other list, the
+    packages themselves. The variants are thus checked by the registry's list, never by a copy of it."""
+    config = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]
+    packages = in_repo_python_packages(variants)
+
+    def expanded(key: str, values: list[str]) -> list[str]:
+        if key == "layers":
+            return [" | ".join(packages) if value == VARIANTS_TOKEN else value for value in values]
+        return [name for value in values for name in (packages if value == VARIANTS_TOKEN else [value])]
+
+    def section(header: str, table: dict[str, object]) -> list[str]:
+        lines = [f"[{header}]"]
+        for key, value in table.items():
+            if isinstance(value, list):
+                lines += [f"{key} =", *(f"    {item}" for item in expanded(key, value))]
+            else:
+                lines.append(f"{key} = {value}")
+        return [*lines, ""]
+
+    contracts = config.pop("contracts", [])
+    lines = section("importlinter", config)
+    for number, contract in enumerate(contracts, start=1):
+        lines += section(f"importlinter:contract:{number}", contract)
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.registry names|get|requirements|stage-image|json``: the registry for scripts."""
+    """``python -m bench.registry names|get|requirements|stage-image|import-contracts|json``: the registry for
+    scripts."""
     parser = argparse.ArgumentParser(prog="python -m bench.registry", description=main.__doc__)
     parser.add_argument("--variants-file", action="append", type=Path, default=[], help="an extra file")
     parser.add_argument("--no-builtin", action="store_true", help="leave out the default files")
@@ -377,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage = commands.add_parser("stage-image", help="copy a variant's package and image files into DEST")
     stage.add_argument("name")
     stage.add_argument("destination", type=Path)
+    commands.add_parser("import-contracts", help="the import-linter contracts, variants filled in (INI)")
     commands.add_parser("json", help="every variant as JSON")
     args = parser.parse_args(argv)
     try:
@@ -398,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "stage-image":
             stage_image(select_variants(variants, [args.name])[0], args.destination)
+        elif args.command == "import-contracts":
+            lines = [import_contracts(variants)]
         else:
             lines = [json.dumps([variant.model_dump(mode="json") for variant in variants], indent=2)]
     except RegistryError as error:

@@ -1,11 +1,13 @@
 """The registry (bench/variants.toml) is the one list of variants; what is still written by hand for people
-to read (compose.yaml, requirements/dev.txt, the import layers in pyproject.toml, .dockerignore) must agree
-with it. Each test names the file to fix when a variant is added or changed."""
+to read (compose.yaml, .dockerignore) must agree with it, and what derives from it (the venv's requirements,
+the import layers) must take a new variant without naming it. Each test names the file to fix."""
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,16 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.registry import BUILTIN_VARIANTS_FILE, Variant, load_registry, load_variants_file
+from bench import registry
+from bench.registry import (
+    BUILTIN_VARIANTS_FILE,
+    VARIANTS_TOKEN,
+    Variant,
+    import_contracts,
+    in_repo_python_packages,
+    load_registry,
+    load_variants_file,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
@@ -81,24 +92,66 @@ def test_every_python_service_of_compose_is_a_registered_variant() -> None:
     assert built_here == set(images), "compose.yaml and bench/variants.toml list different Python services"
 
 
-def test_each_variant_keeps_its_requirements_in_its_folder_and_dev_includes_them() -> None:
-    dev = (REPO_ROOT / "requirements" / "dev.txt").read_text().splitlines()
+def test_each_variant_keeps_its_requirements_in_its_folder_and_the_venv_installs_them() -> None:
+    install = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", ".venv/.installed"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for variant in in_repo_variants():
         if variant.python_package is None:
             continue
         assert variant.requirements_path == REPO_ROOT / variant.python_package / "requirements.txt"
         text = variant.requirements_path.read_text()
         assert "-r ../requirements/serving-common.txt" in text.splitlines()
-        assert f"-r ../{variant.python_package}/requirements.txt" in dev, "add it to requirements/dev.txt"
+        assert f"-r {variant.python_package}/requirements.txt" in install, (
+            "the Makefile's VARIANT_REQUIREMENTS"
+        )
 
 
-def test_the_import_layers_name_every_in_repo_variant() -> None:
-    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    packages = {variant.python_package for variant in in_repo_variants() if variant.python_package}
-    assert packages <= set(config["root_packages"])
-    layers = next(contract for contract in config["contracts"] if contract["type"] == "layers")["layers"]
-    variants_layer = next(layer for layer in layers if "|" in layer or layer in packages)
-    assert {part.strip() for part in variants_layer.split("|")} == packages, "pyproject.toml's layers"
+def test_pyproject_names_no_variant_and_the_expanded_layers_name_every_one() -> None:
+    """A new variant is checked by the import layers without an edit to pyproject.toml."""
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    config = tomllib.loads(pyproject)["tool"]["importlinter"]
+    packages = in_repo_python_packages(in_repo_variants())
+    assert set(packages) >= {"torch_serving", "onnx_serving"}
+    for package in packages:
+        assert package not in str(config), f"pyproject.toml names {package}: write {VARIANTS_TOKEN} instead"
+
+    expanded = configparser.ConfigParser()
+    expanded.read_string(import_contracts(in_repo_variants()))
+    assert set(expanded["importlinter"]["root_packages"].split()) >= set(packages)
+    layer_contracts = [
+        section for section in expanded.sections() if expanded[section].get("type") == "layers"
+    ]
+    assert layer_contracts, "no layers contract"
+    layers = expanded[layer_contracts[0]]["layers"].strip().splitlines()
+    assert " | ".join(packages) in [layer.strip() for layer in layers]
+
+
+def test_a_variant_folder_added_with_its_registry_entry_joins_the_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for package in ("torch_serving", "extra_serving"):
+        (tmp_path / package).mkdir()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[tool.importlinter]\nroot_packages = ["bench", "{variants}"]\n'
+        '[[tool.importlinter.contracts]]\nname = "layers"\ntype = "layers"\n'
+        'layers = ["bench", "{variants}", "serving_core"]\n'
+    )
+    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
+    variants = [
+        Variant(name=name, port=port, local={"command": ["{python}", "-m", package]}, root=tmp_path)
+        for name, port, package in [("torch", 8001, "torch_serving"), ("extra", 8100, "extra_serving")]
+    ]
+    expanded = configparser.ConfigParser()
+    expanded.read_string(import_contracts(variants, pyproject))
+    assert expanded["importlinter"]["root_packages"].split() == ["bench", "torch_serving", "extra_serving"]
+    layers = [layer.strip() for layer in expanded["importlinter:contract:1"]["layers"].strip().splitlines()]
+    assert layers == ["bench", "torch_serving | extra_serving", "serving_core"]
 
 
 def test_dockerignore_lets_in_every_file_an_image_copies() -> None:
