@@ -5,35 +5,40 @@ batch with 3 channels and whose single output is ``[batch, classes]`` logits (or
 already ends in Softmax). It prepends a subgraph that reproduces ``model_zoo.preprocess`` in ONNX operators:
 
     image uint8 [N, H, W, 3] (any N, H, W)
-      -> Cast float (still NHWC)
       -> shorter side resized to ``resize_size``: sizes = (H, W) * resize_size // min(H, W) in int64, which is
          torchvision's rule (the shorter side becomes exactly resize_size, the longer side is truncated)
-      -> Resize linear, half_pixel, antialias=1, explicit sizes on the H and W axes
-      -> centre crop: offsets Round((size - crop) / 2) (ONNX Round is half to even, like Python), Slice
-      -> Transpose to NCHW -> / 255 -> (x - mean) / std
-
-The resize and crop run in NHWC and only the small cropped tensor is transposed: transposing the full-size
-image first cost about a third of the preprocessing time on a 1200x1800 photo in ONNX Runtime 1.31.
+      -> centre crop offsets Round((size - crop) / 2) (ONNX Round is half to even, like Python)
+      -> the antialiased bilinear resize, computed only for the crop (strategy ``taps``, ``crop_taps``): the
+         window of the image the crop's filter taps reach is sliced and cast to float, then rows and columns
+         are filtered by gathered taps and MatMul, with the filter's positions and weights computed from the
+         input shape; the result is the crop in NCHW
+      -> / 255 -> (x - mean) / std
 
 and appends Softmax, exposing ``probabilities`` [N, classes].
+
+Strategy ``resize`` is the straightforward graph kept for measurement: Cast the whole image, ONNX Resize
+(linear, half_pixel, antialias=1, explicit sizes, NHWC), Slice the crop, Transpose. It resamples every row
+and column that the crop then discards, in ORT's scalar antialias kernel. Both match the torch reference;
+``python -m onnx_graph_transform speed`` times them side by side.
 
 Why not Resize's ``keep_aspect_ratio_policy='not_smaller'``: it rounds the longer side instead of truncating
 it and samples both axes with one shared scale, which is not what torchvision (and our training) did.
 
-Zero-size images: the divisor is clamped to 1 so a zero side can never trigger an integer division by zero
+Zero-size images: divisors are clamped to 1 so a zero side can never trigger an integer division by zero
 (which would kill the process rather than raise); rejecting empty images with a clear error is the service's
-job. Very elongated images produce large intermediate tensors (Resize runs before the crop), so services must
-bound the decoded pixel count and aspect ratio as well.
+job. With ``taps`` the intermediate tensors scale with the crop's window (about crop / resize_size of the
+shorter side, squared), not with the whole image; services still bound pixel count and aspect ratio.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, compose, helper, numpy_helper, version_converter
+from onnx import TensorProto, compose, helper, version_converter
 
 from artifact_contract import IMAGE_INPUT, PROBABILITIES_OUTPUT
 from model_zoo.card import Preprocessing
+from onnx_graph_transform.crop_taps import AxisBlocks, GraphBuilder, axis_blocks
 
 MIN_OPSET = 18  # Resize's antialias attribute arrived in opset 18
 PREFIX = "preprocess/"
@@ -86,73 +91,197 @@ def _check_classifier(model: onnx.ModelProto, crop_size: int) -> None:
         raise UnsupportedClassifierError(f"the classifier output must be [batch, classes], got {output_dims}")
 
 
-def _constant(name: str, values: list[int] | list[float] | float, dtype: type) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.array(values, dtype=dtype), PREFIX + name)
+PREPROCESS_STRATEGIES = ("taps", "resize")
+"""``taps`` (served): only the crop's source region, by gathered filter taps (``crop_taps``). ``resize``: ONNX
+Resize of the whole image, then the crop; kept as the measured alternative (``python -m onnx_graph_transform
+speed`` times both)."""
 
 
-def preprocessing_graph(spec: Preprocessing, opset: int, ir_version: int) -> onnx.ModelProto:
-    """A standalone model: ``image`` uint8 [N, H, W, 3] -> ``preprocess/pixels`` float [N, 3, crop, crop]."""
-    p = PREFIX
+def _resize_geometry(graph: GraphBuilder, spec: Preprocessing) -> tuple[str, str, str]:
+    """int64 tensors read from the input shape: ``hw`` [2], the shorter-side resize ``resized_hw`` [2] and
+    the centre-crop ``offsets`` [2], rounded as torchvision does (longer side truncated, offsets half to
+    even).
+    """
+    nhwc_shape = graph.op("Shape", [IMAGE_INPUT], "nhwc_shape")
+    hw = graph.op(
+        "Slice",
+        [nhwc_shape, graph.constant("hw_starts", [1], np.int64), graph.constant("hw_ends", [3], np.int64)],
+        "hw",
+    )
+    shorter = graph.op("ReduceMin", [hw], "shorter", keepdims=1)
+    divisor = graph.op("Max", [shorter, graph.constant("one", [1], np.int64)], "divisor")
+    scaled = graph.op("Mul", [hw, graph.constant("resize_size", [spec.resize_size], np.int64)], "hw_scaled")
+    resized_hw = graph.op("Div", [scaled, divisor], "resized_hw")  # int64: truncates like torchvision's int()
+    resized_float = graph.op("Cast", [resized_hw], "resized_hw_float", to=TensorProto.FLOAT)
+    margins = graph.op(
+        "Sub", [resized_float, graph.constant("crop", [float(spec.crop_size)], np.float32)], "margins"
+    )
+    half_margins = graph.op("Div", [margins, graph.constant("two", [2.0], np.float32)], "half_margins")
+    offsets_float = graph.op("Round", [half_margins], "offsets_float")  # half to even, like Python's round
+    offsets = graph.op("Cast", [offsets_float], "offsets", to=TensorProto.INT64)
+    return hw, resized_hw, offsets
+
+
+def _split(graph: GraphBuilder, pair: str, name: str) -> tuple[str, str]:
+    first, second = graph.prefix + name + "_0", graph.prefix + name + "_1"
+    graph.nodes.append(
+        helper.make_node(
+            "Split", [pair], [first, second], name=graph.prefix + "split_" + name, axis=0, num_outputs=2
+        )
+    )
+    return first, second
+
+
+def _blocked_pass(
+    graph: GraphBuilder, name: str, data: str, blocks: AxisBlocks, batch: str, crop: int
+) -> str:
+    """``data`` [N, L, ...] float -> [N, crop, 1, rest]: the filter along axis 1, through its blocks."""
+    crop_plus_one = graph.constant(f"{name}/blocks", [crop + 1], np.int64)
+    gathered = graph.op("Gather", [data, blocks.indices], f"{name}/gathered", axis=1)  # [N, (crop+1)*B, ...]
+    shape = graph.op(
+        "Concat",
+        [batch, crop_plus_one, blocks.block, graph.constant(f"{name}/rest", [-1], np.int64)],
+        f"{name}/grouped_shape",
+        axis=0,
+    )
+    grouped = graph.op("Reshape", [gathered, shape], f"{name}/grouped")  # [N, crop+1, B, rest]
+    pairs = graph.op("MatMul", [blocks.weights, grouped], f"{name}/pairs")  # [N, crop+1, 2, rest]
+
+    def part(block_range: tuple[int, int], row: int, label: str) -> str:
+        starts = graph.constant(f"{name}/{label}_starts", [block_range[0], row], np.int64)
+        ends = graph.constant(f"{name}/{label}_ends", [block_range[1], row + 1], np.int64)
+        axes = graph.constant(f"{name}/{label}_axes", [1, 2], np.int64)
+        return graph.op("Slice", [pairs, starts, ends, axes], f"{name}/{label}")
+
+    # Position k = its own part (block k, row 0) + its spill into block k + 1 (row 1).
+    return graph.op("Add", [part((0, crop), 0, "own"), part((1, crop + 1), 1, "spill")], f"{name}/done")
+
+
+def _crop_by_taps(graph: GraphBuilder, spec: Preprocessing) -> str:
+    """uint8 NHWC image -> float NCHW crop [N, 3, crop, crop], reading only what the crop's taps reach."""
     crop = spec.crop_size
-    initializers = [
-        _constant("resize_size", [spec.resize_size], np.int64),
-        _constant("one", [1], np.int64),
-        _constant("crop", [float(crop)], np.float32),
-        _constant("crop_int", [crop, crop], np.int64),
-        _constant("two", [2.0], np.float32),
-        _constant("hw_starts", [1], np.int64),
-        _constant("hw_ends", [3], np.int64),
-        _constant("batch_starts", [0], np.int64),
-        _constant("batch_ends", [1], np.int64),
-        _constant("channels", [3], np.int64),
-        _constant("spatial_axes", [1, 2], np.int64),
-        _constant("max_value", [255.0], np.float32),
-        _constant("mean", np.reshape(spec.mean, (1, 3, 1, 1)).tolist(), np.float32),
-        _constant("std", np.reshape(spec.std, (1, 3, 1, 1)).tolist(), np.float32),
-    ]
-    nodes = [
-        helper.make_node("Cast", [IMAGE_INPUT], [p + "float_nhwc"], to=TensorProto.FLOAT),
-        # Output size of the shorter-side resize, in int64 so it truncates exactly like torchvision's int().
-        helper.make_node("Shape", [IMAGE_INPUT], [p + "nhwc_shape"]),
-        helper.make_node("Slice", [p + "nhwc_shape", p + "hw_starts", p + "hw_ends"], [p + "hw"]),
-        helper.make_node("ReduceMin", [p + "hw"], [p + "shorter"], keepdims=1),
-        helper.make_node("Max", [p + "shorter", p + "one"], [p + "divisor"]),
-        helper.make_node("Mul", [p + "hw", p + "resize_size"], [p + "hw_scaled"]),
-        helper.make_node("Div", [p + "hw_scaled", p + "divisor"], [p + "resized_hw"]),
-        helper.make_node("Slice", [p + "nhwc_shape", p + "batch_starts", p + "batch_ends"], [p + "batch"]),
-        helper.make_node("Concat", [p + "batch", p + "resized_hw", p + "channels"], [p + "sizes"], axis=0),
-        helper.make_node(
-            "Resize",
-            [p + "float_nhwc", "", "", p + "sizes"],
-            [p + "resized"],
-            mode="linear",
-            coordinate_transformation_mode="half_pixel",
-            antialias=1,
-        ),
-        # Centre crop: offsets rounded half to even (ONNX Round), like torchvision's int(round(...)).
-        helper.make_node("Cast", [p + "resized_hw"], [p + "resized_hw_float"], to=TensorProto.FLOAT),
-        helper.make_node("Sub", [p + "resized_hw_float", p + "crop"], [p + "margins"]),
-        helper.make_node("Div", [p + "margins", p + "two"], [p + "half_margins"]),
-        helper.make_node("Round", [p + "half_margins"], [p + "offsets_float"]),
-        helper.make_node("Cast", [p + "offsets_float"], [p + "offsets"], to=TensorProto.INT64),
-        helper.make_node("Add", [p + "offsets", p + "crop_int"], [p + "ends"]),
-        helper.make_node(
-            "Slice", [p + "resized", p + "offsets", p + "ends", p + "spatial_axes"], [p + "cropped"]
-        ),
-        helper.make_node("Transpose", [p + "cropped"], [p + "cropped_nchw"], perm=[0, 3, 1, 2]),
-        # Scale and normalize, in the same order of operations as the torch reference.
-        helper.make_node("Div", [p + "cropped_nchw", p + "max_value"], [p + "unit"]),
-        helper.make_node("Sub", [p + "unit", p + "mean"], [p + "centred"]),
-        helper.make_node("Div", [p + "centred", p + "std"], [PREPROCESSED]),
-    ]
-    graph = helper.make_graph(
-        nodes,
+    hw, resized_hw, offsets = _resize_geometry(graph, spec)
+    height, width = _split(graph, hw, "hw")
+    resized_h, resized_w = _split(graph, resized_hw, "resized_hw")
+    offset_y, offset_x = _split(graph, offsets, "offsets")
+    rows = axis_blocks(graph, "rows", height, resized_h, offset_y, crop)
+    cols = axis_blocks(graph, "cols", width, resized_w, offset_x, crop)
+
+    window = graph.op(
+        "Slice",
+        [
+            IMAGE_INPUT,
+            graph.op("Concat", [rows.window_start, cols.window_start], "window_starts", axis=0),
+            graph.op("Concat", [rows.window_end, cols.window_end], "window_ends", axis=0),
+            graph.constant("spatial_axes", [1, 2], np.int64),
+        ],
+        "window",
+    )
+    batch = graph.op(
+        "Slice",
+        [
+            graph.op("Shape", [IMAGE_INPUT], "input_shape"),
+            graph.constant("batch_starts", [0], np.int64),
+            graph.constant("batch_ends", [1], np.int64),
+        ],
+        "batch",
+    )
+    crop_dim = graph.constant("crop_dim", [crop], np.int64)
+    channels = graph.constant("channels", [3], np.int64)
+    # Cast the window, not the gathered blocks: ORT's uint8 -> float Cast is the slow part, and the window is
+    # the smaller tensor.
+    window_float = graph.op("Cast", [window], "window_float", to=TensorProto.FLOAT)
+    rows_done = _blocked_pass(graph, "rows", window_float, rows, batch, crop)  # [N, crop_y, 1, Ww*3]
+    by_column = graph.op(
+        "Reshape",
+        [
+            rows_done,
+            graph.op(
+                "Concat",
+                [batch, crop_dim, graph.constant("rest", [-1], np.int64), channels],
+                "rows_shape",
+                axis=0,
+            ),
+        ],
+        "rows_nhwc",
+    )
+    # Columns on the small result, with the column axis moved first so a block is a contiguous run of memory.
+    columns_first = graph.op(
+        "Transpose", [by_column], "columns_first", perm=[0, 2, 3, 1]
+    )  # [N, Ww, 3, crop_y]
+    cols_done = _blocked_pass(graph, "cols", columns_first, cols, batch, crop)  # [N, crop_x, 1, 3*crop_y]
+    xcy = graph.op(
+        "Reshape",
+        [cols_done, graph.op("Concat", [batch, crop_dim, channels, crop_dim], "xcy_shape", axis=0)],
+        "xcy",
+    )  # [N, crop_x, 3, crop_y]
+    return graph.op("Transpose", [xcy], "cropped_nchw", perm=[0, 2, 3, 1])
+
+
+def _crop_by_resize(graph: GraphBuilder, spec: Preprocessing) -> str:
+    """uint8 NHWC image -> float NCHW crop, by ONNX Resize of the whole image (NHWC) and a Slice.
+
+    Resize and crop run in NHWC and only the cropped tensor is transposed: transposing the full-size image
+    first cost about a third of the preprocessing time on a 1200x1800 photo in ONNX Runtime 1.31.
+    """
+    crop = spec.crop_size
+    _, resized_hw, offsets = _resize_geometry(graph, spec)
+    float_nhwc = graph.op("Cast", [IMAGE_INPUT], "float_nhwc", to=TensorProto.FLOAT)
+    nhwc_shape = graph.op("Shape", [IMAGE_INPUT], "input_shape")
+    batch = graph.op(
+        "Slice",
+        [
+            nhwc_shape,
+            graph.constant("batch_starts", [0], np.int64),
+            graph.constant("batch_ends", [1], np.int64),
+        ],
+        "batch",
+    )
+    sizes = graph.op(
+        "Concat", [batch, resized_hw, graph.constant("channels", [3], np.int64)], "sizes", axis=0
+    )
+    resized = graph.op(
+        "Resize",
+        [float_nhwc, "", "", sizes],
+        "resized",
+        mode="linear",
+        coordinate_transformation_mode="half_pixel",
+        antialias=1,
+    )
+    ends = graph.op("Add", [offsets, graph.constant("crop_int", [crop, crop], np.int64)], "ends")
+    cropped = graph.op(
+        "Slice", [resized, offsets, ends, graph.constant("spatial_axes", [1, 2], np.int64)], "cropped"
+    )
+    return graph.op("Transpose", [cropped], "cropped_nchw", perm=[0, 3, 1, 2])
+
+
+def preprocessing_graph(
+    spec: Preprocessing, opset: int, ir_version: int, strategy: str = "taps"
+) -> onnx.ModelProto:
+    """A standalone model: ``image`` uint8 [N, H, W, 3] -> ``preprocess/pixels`` float [N, 3, crop, crop]."""
+    if strategy not in PREPROCESS_STRATEGIES:
+        raise ValueError(
+            f"unknown preprocessing strategy {strategy!r}; choose one of {PREPROCESS_STRATEGIES}"
+        )
+    graph = GraphBuilder(PREFIX)
+    cropped = (_crop_by_taps if strategy == "taps" else _crop_by_resize)(graph, spec)
+    # Scale and normalize, in the same order of operations as the torch reference.
+    unit = graph.op("Div", [cropped, graph.constant("max_value", [255.0], np.float32)], "unit")
+    mean = graph.constant("mean", np.reshape(spec.mean, (1, 3, 1, 1)), np.float32)
+    std = graph.constant("std", np.reshape(spec.std, (1, 3, 1, 1)), np.float32)
+    centred = graph.op("Sub", [unit, mean], "centred")
+    graph.nodes.append(helper.make_node("Div", [centred, std], [PREPROCESSED], name=PREPROCESSED))
+    crop = spec.crop_size
+    model_graph = helper.make_graph(
+        graph.nodes,
         "preprocess",
         [helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.UINT8, ["batch", "height", "width", 3])],
         [helper.make_tensor_value_info(PREPROCESSED, TensorProto.FLOAT, ["batch", 3, crop, crop])],
-        initializer=initializers,
+        initializer=graph.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
+    model = helper.make_model(
+        model_graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -197,7 +326,9 @@ def _renamed_output(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
     return renamed
 
 
-def fuse_preprocessing(classifier: onnx.ModelProto, spec: Preprocessing) -> onnx.ModelProto:
+def fuse_preprocessing(
+    classifier: onnx.ModelProto, spec: Preprocessing, strategy: str = "taps"
+) -> onnx.ModelProto:
     """``classifier`` (float NCHW in, logits out) -> one graph from uint8 NHWC images to probabilities."""
     _check_classifier(classifier, spec.crop_size)
     if _default_opset(classifier) < MIN_OPSET:
@@ -213,7 +344,7 @@ def fuse_preprocessing(classifier: onnx.ModelProto, spec: Preprocessing) -> onnx
 
     classifier_input = data_inputs[0].name
     fused = compose.merge_models(
-        preprocessing_graph(spec, opset, ir_version),
+        preprocessing_graph(spec, opset, ir_version, strategy),
         classifier,
         io_map=[(PREPROCESSED, classifier_input)],
         prefix2="classifier/",

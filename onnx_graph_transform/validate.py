@@ -23,7 +23,8 @@ from model_zoo.digits import load_split
 FP32_MAX_ABS_DELTA = 1e-4
 FP32_MIN_AGREEMENT = 1.0
 INT8_MIN_ACCURACY_RATIO = 0.99
-# (batch, height, width): odd margins, both orientations, tiny, large, and a batch of two.
+# (batch, height, width): odd margins, both orientations, tiny, large, aspect ratios of 20 (upsampled along
+# the short side, downsampled along the long one), and batches.
 SYNTHETIC_SHAPES: tuple[tuple[int, int, int], ...] = (
     (1, 480, 640),
     (1, 300, 451),
@@ -32,7 +33,10 @@ SYNTHETIC_SHAPES: tuple[tuple[int, int, int], ...] = (
     (1, 224, 224),
     (1, 3, 2),
     (1, 1, 1),
+    (1, 2000, 100),
+    (1, 37, 740),
     (2, 257, 255),
+    (3, 333, 517),
 )
 
 Reference = Callable[[Sequence[np.ndarray]], np.ndarray]

@@ -27,7 +27,13 @@ from model_zoo.checkpoint import CheckpointError, load_classifier
 from model_zoo.mobilenet_v3 import mobilenet_v3_small
 from onnx_graph_transform.__main__ import main
 from onnx_graph_transform.build import BuildRequest, _publish, build
-from onnx_graph_transform.speed import TORCH_VARIANT, measure_speed, render_speed, speed_inputs
+from onnx_graph_transform.speed import (
+    RESIZE_ALTERNATIVE,
+    TORCH_VARIANT,
+    measure_speed,
+    render_speed,
+    speed_inputs,
+)
 
 from .conftest import SMALL_SPEC, random_images
 
@@ -206,6 +212,7 @@ def test_speed_times_both_artifacts_and_torch_after_checking_their_outputs(built
         assert list(by_variant) == [
             f"{OPTIMIZED_FILE} (served)",
             f"{PORTABLE_FILE} (portable)",
+            RESIZE_ALTERNATIVE,
             TORCH_VARIANT,
         ]
         assert all(ms > 0 for ms in by_variant.values())

@@ -11,7 +11,12 @@ from onnx import helper
 from artifact_contract import IMAGE_INPUT, PROBABILITIES_OUTPUT
 from model_zoo.preprocess import preprocess_batch
 from onnx_graph_transform.export import export_classifier
-from onnx_graph_transform.fuse import UnsupportedClassifierError, fuse_preprocessing, preprocessing_graph
+from onnx_graph_transform.fuse import (
+    PREPROCESS_STRATEGIES,
+    UnsupportedClassifierError,
+    fuse_preprocessing,
+    preprocessing_graph,
+)
 
 from .conftest import (
     NUM_CLASSES,
@@ -23,7 +28,8 @@ from .conftest import (
     session,
 )
 
-# (batch, height, width): landscape/portrait, odd margins after resize, upsampling, 1x1, large, batch of two.
+# (batch, height, width): landscape/portrait, odd margins after resize, upsampling, 1x1, large, aspect ratios
+# of 20 both ways (one axis upsampled, the other downsampled), prime sides, batches of two and three.
 SIZES = [
     (1, 48, 64),
     (1, 30, 45),
@@ -32,17 +38,24 @@ SIZES = [
     (1, 1, 1),
     (1, 3, 2),
     (1, 1080, 1920),
+    (1, 400, 20),
+    (1, 20, 400),
+    (1, 997, 1009),
     (2, 41, 39),
+    (3, 257, 131),
 ]
 PROBABILITY_TOLERANCE = 1e-5
 # Normalized pixels differ by float rounding in the resize weights only (~1e-4, i.e. < 0.01 grey level).
 PIXEL_TOLERANCE = 1e-3
 
 
+@pytest.mark.parametrize("strategy", PREPROCESS_STRATEGIES)
 @pytest.mark.parametrize(("batch", "height", "width"), SIZES)
-def test_preprocessing_subgraph_matches_reference_pixels(batch: int, height: int, width: int) -> None:
+def test_preprocessing_subgraph_matches_reference_pixels(
+    batch: int, height: int, width: int, strategy: str
+) -> None:
     images = random_images(batch, height, width)
-    pixels = session(preprocessing_graph(SMALL_SPEC, opset=18, ir_version=10)).run(
+    pixels = session(preprocessing_graph(SMALL_SPEC, opset=18, ir_version=10, strategy=strategy)).run(
         None, {IMAGE_INPUT: images}
     )[0]
     expected = preprocess_batch(list(images), SMALL_SPEC).numpy()
@@ -50,19 +63,43 @@ def test_preprocessing_subgraph_matches_reference_pixels(batch: int, height: int
     np.testing.assert_allclose(pixels, expected, rtol=0, atol=PIXEL_TOLERANCE)
 
 
-def test_preprocessing_with_the_default_cards_sizes() -> None:
+@pytest.mark.parametrize(
+    ("batch", "height", "width"), [(1, 300, 451), (1, 1200, 1800), (2, 513, 257), (1, 30, 600)]
+)
+def test_crop_taps_with_the_default_cards_sizes(batch: int, height: int, width: int) -> None:
+    """256 -> 224 at photo sizes (scales up to 4.7, windows of ~1050 px) and a 20:1 image, against torch."""
     from model_zoo.card import Preprocessing
 
     spec = Preprocessing(resize_size=256, crop_size=224, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    images = random_images(1, 300, 451)
+    images = random_images(batch, height, width)
     pixels = session(preprocessing_graph(spec, opset=18, ir_version=10)).run(None, {IMAGE_INPUT: images})[0]
-    np.testing.assert_allclose(
-        pixels, preprocess_batch(list(images), spec).numpy(), rtol=0, atol=PIXEL_TOLERANCE
-    )
+    # Tighter than the Resize strategy needs: the taps reproduce torch's weights, not just its filter.
+    np.testing.assert_allclose(pixels, preprocess_batch(list(images), spec).numpy(), rtol=0, atol=1e-5)
 
 
-def test_fused_second_architecture_matches_reference_on_every_size(tiny_resnet, tiny_resnet_onnx) -> None:
-    fused = session(fuse_preprocessing(tiny_resnet_onnx, SMALL_SPEC))
+def test_crop_taps_read_only_the_crops_window() -> None:
+    """Pixels outside the window the crop's taps reach cannot change the result; pixels inside do."""
+    from model_zoo.card import Preprocessing
+
+    spec = Preprocessing(resize_size=256, crop_size=224, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    graph = session(preprocessing_graph(spec, opset=18, ir_version=10))
+    images = random_images(1, 1200, 1800)
+    baseline = graph.run(None, {IMAGE_INPUT: images})[0]
+    # scale 1200/256 = 4.6875: the crop's columns 80..303 of 384 reach source columns ~373..1427.
+    outside = images.copy()
+    outside[:, :, :360] = 0
+    outside[:, :, 1440:] = 255
+    np.testing.assert_array_equal(graph.run(None, {IMAGE_INPUT: outside})[0], baseline)
+    inside = images.copy()
+    inside[:, :, 380] = 0
+    assert np.abs(graph.run(None, {IMAGE_INPUT: inside})[0] - baseline).max() > 1e-3
+
+
+@pytest.mark.parametrize("strategy", PREPROCESS_STRATEGIES)
+def test_fused_second_architecture_matches_reference_on_every_size(
+    tiny_resnet, tiny_resnet_onnx, strategy: str
+) -> None:
+    fused = session(fuse_preprocessing(tiny_resnet_onnx, SMALL_SPEC, strategy))
     for batch, height, width in SIZES:
         images = random_images(batch, height, width)
         probabilities = fused.run(None, {IMAGE_INPUT: images})[0]
@@ -72,12 +109,19 @@ def test_fused_second_architecture_matches_reference_on_every_size(tiny_resnet, 
         assert (probabilities.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
-def test_height_and_width_are_really_dynamic(tiny_resnet, tiny_resnet_onnx) -> None:
+@pytest.mark.parametrize("strategy", PREPROCESS_STRATEGIES)
+def test_height_and_width_are_really_dynamic(tiny_resnet, tiny_resnet_onnx, strategy: str) -> None:
     """Two sizes through one session each give their own reference result, not a fixed-size stretch."""
-    fused_model = fuse_preprocessing(tiny_resnet_onnx, SMALL_SPEC)
-    resize = next(node for node in fused_model.graph.node if node.op_type == "Resize")
+    fused_model = fuse_preprocessing(tiny_resnet_onnx, SMALL_SPEC, strategy)
     constants = {tensor.name for tensor in fused_model.graph.initializer}
-    assert resize.input[3] not in constants, "Resize sizes must be computed from the input shape"
+    for node in fused_model.graph.node:
+        if node.op_type == "Resize":
+            assert node.input[3] not in constants, "Resize sizes must be computed from the input shape"
+        if node.op_type == "Gather":
+            assert node.input[1] not in constants, "tap indices must be computed from the input shape"
+    assert any(
+        node.op_type == ("Resize" if strategy == "resize" else "Gather") for node in fused_model.graph.node
+    )
     fused = session(fused_model)
     # The same content at two sizes: a stretched-to-constant graph would give identical pixels for both.
     small = random_images(1, 40, 60, seed=3)

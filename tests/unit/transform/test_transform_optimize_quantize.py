@@ -84,7 +84,11 @@ def test_quantized_artifact_uses_integer_operators_and_keeps_float_preprocessing
     counts = node_counts(onnx.load(int8_path))
     assert any(op in counts for op in ("ConvInteger", "MatMulInteger")), counts
     assert set(counts) & set(INTEGER_OPS)
-    assert counts.get("Resize") == 1 and counts.get("Softmax") == 1
+    assert counts.get("Softmax") == 1
+    # The classifier is quantized before fusing: the preprocessing's filter MatMuls stay float.
+    preprocessing = [node for node in onnx.load(int8_path).graph.node if node.name.startswith("preprocess/")]
+    assert preprocessing and {node.op_type for node in preprocessing}.isdisjoint(INTEGER_OPS)
+    assert sum(node.op_type == "MatMul" for node in preprocessing) == 2
 
 
 def test_quantized_artifact_runs_close_to_fp32(int8_path, fused_path) -> None:
