@@ -21,7 +21,16 @@ router = APIRouter()
 
 def _library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in ("fastapi", "starlette", "uvicorn", "pydantic", "numpy", "pillow", "prometheus-client"):
+    for package in (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "pydantic",
+        "numpy",
+        "pillow",
+        "simplejpeg",
+        "prometheus-client",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     return versions
