@@ -82,12 +82,12 @@ report: $(VENV_STAMP)
 	$(PY) -m bench report results/latest
 
 # `make serve-<variant>` for every variant of the registry (bench/variants.toml) that is a Python package: its
-# module, with the settings from .env; the ONNX artifacts are built first when the variant serves one of them.
+# module, with the settings from .env and the variant's own `settings` over them; the ONNX artifacts are built first when the variant serves one of them.
 REGISTRY := $(PY) -m bench.registry
 serve-%: $(VENV_STAMP)
 	@package="$$($(REGISTRY) get $* package)" && test -n "$$package" || { echo "no Python variant '$*'"; exit 2; }
 	@if $(REGISTRY) get $* artifacts | grep -q '^$(ARTIFACTS_DIR)/'; then $(MAKE) --no-print-directory artifacts; fi
-	$(PY) -m "$$($(REGISTRY) get $* package)"
+	env $$($(REGISTRY) get $* settings) $(PY) -m "$$($(REGISTRY) get $* package)"
 
 docker-images: artifacts
 	docker/build.sh

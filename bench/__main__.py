@@ -4,6 +4,7 @@ python -m bench compare [--profile quick|full] [--runner auto|local|compose] [--
                         [--variants-file extra.toml ...] [--levels 1,8] [--duration 10] ...
 python -m bench compare --profile full   # = make compare PROFILE=full: adds SLO search, in-process analyses
 python -m bench compare --slo-search --sweep --profiler --jpeg-draft   # full's analyses, quick's load
+python -m bench compare --payloads photo_small,photo_medium   # in-process ceiling and floor on both
 python -m bench report results/latest
 python -m bench variants    # the registry: built-in + BENCH_VARIANTS_FILES + --variants-file
 """
@@ -32,6 +33,15 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _name_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(
+            "expected comma-separated payload names, e.g. photo_small,photo_medium"
+        )
+    return names
+
+
 def _add_registry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants-file",
@@ -57,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_options(compare)
     compare.add_argument("--results-dir", type=Path, default=RESULTS_ROOT)
     compare.add_argument("--payload", help="image name in images/ or a path (default: the profile's)")
+    compare.add_argument(
+        "--payloads",
+        type=_name_list,
+        help="payloads of the in-process ceiling and floor, e.g. photo_small,photo_medium (the --payload one"
+        " is always added; default: the profile's)",
+    )
     compare.add_argument("--levels", type=_int_list, help="concurrency levels, e.g. 1,8")
     compare.add_argument("--duration", type=float, help="seconds measured per level")
     compare.add_argument("--requests", type=int, help="measured requests per level (duration becomes a cap)")
@@ -98,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
             profile = get_profile(args.profile).with_overrides(
                 payload=args.payload,
+                payloads=args.payloads,
                 concurrency_levels=args.levels,
                 duration_s=args.duration,
                 requests_per_level=args.requests,

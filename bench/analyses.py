@@ -13,7 +13,7 @@ from typing import Any
 from bench.analysis.slo_search import ProbeResult, SearchResult, search_max_rate, stable_probe
 from bench.analysis.stability import window_plan
 from bench.collectors.accuracy import DEFAULT_MANIFEST
-from bench.inprocess.launch import run_inprocess, unavailable_reason
+from bench.inprocess.launch import run_inprocess, run_payload_jobs, unavailable_reason
 from bench.load.driver import LoadSpec, run_level
 from bench.payloads import IMAGES_DIR, Payload
 from bench.profiles import Profile
@@ -111,20 +111,22 @@ def run_inprocess_jobs(
     cores: list[int] | None,
     advance: Callable[[str], None],
 ) -> None:
-    """Ceiling once per repeat (a fresh process each), then the sweep, the profile and the JPEG draft
-    measurement if the profile asks."""
-    if unavailable_reason(variant) is not None:
-        for repeat in range(profile.repeats):
-            run_inprocess("ceiling", variant, payload, run_dir.ceiling_dir(variant.name, repeat), cores)
-        return
+    """Per repeat, the ceiling and the floor of every in-process payload (a fresh process each), then the
+    sweep, the profile and the JPEG draft measurement if the profile asks."""
+    available = unavailable_reason(variant) is None
     ceiling = {
         "iterations": profile.ceiling_iterations,
         "warmup": profile.ceiling_warmup,
         "max_seconds": profile.ceiling_max_s,
     }
     for repeat in range(profile.repeats):
-        run_inprocess("ceiling", variant, payload, run_dir.ceiling_dir(variant.name, repeat), cores, ceiling)
-        advance(f"{variant.name}: in-process ceiling {repeat + 1}/{profile.repeats}")
+        run_payload_jobs(
+            variant, profile.inprocess_payloads, profile.payload, run_dir, repeat, cores, ceiling
+        )
+        if available:
+            advance(f"{variant.name}: in-process ceiling and floor {repeat + 1}/{profile.repeats}")
+    if not available:
+        return
     if profile.sweep:
         run_inprocess("sweep", variant, payload, run_dir.analysis_dir(variant.name), cores)
         advance(f"{variant.name}: batch x size sweep")

@@ -24,8 +24,9 @@ from bench.collectors.accuracy import DEFAULT_MANIFEST, measure_accuracy
 from bench.collectors.resources import summarize_samples, within_window
 from bench.collectors.startup import measure_startup
 from bench.collectors.sysinfo import collect_sysinfo
+from bench.inprocess.approximation import approximating, run_approximation_gates
 from bench.load.driver import LoadSpec, run_level
-from bench.payloads import Payload, load_payload
+from bench.payloads import Payload, describe_payload, load_payload
 from bench.probe import get_json
 from bench.profiles import Profile
 from bench.registry import Variant, baseline_of, load_registry, select_variants
@@ -82,9 +83,8 @@ def make_runner(name: str, cores: CorePlan) -> Runner:
 def run_compare(options: CompareOptions, console: Console | None = None) -> RunDir:
     console = console or Console(stderr=True)
     profile = options.profile
-    variants = select_variants(
-        load_registry(options.variants_files, include_builtin=options.include_builtin), options.variant_names
-    )
+    registry = load_registry(options.variants_files, include_builtin=options.include_builtin)
+    variants = select_variants(registry, options.variant_names)
     cores = plan_cores(options.pin_cores)
     runner_name, runner_reason = resolve_runner_name(options.runner, variants)
     main_runner, external_runner = make_runner(runner_name, cores), ExternalRunner()
@@ -95,6 +95,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     baseline = baseline_of(variants)
     main_runner.prepare(variants)  # fails here, before a results directory exists, when it cannot run them
     payloads = {variant.name: load_payload(profile.payload, variant.payload_format) for variant in variants}
+    inprocess_payloads = [describe_payload(name, profile.payload) for name in profile.inprocess_payloads]
     run_dir = RunDir.create(options.results_root)
     write_json(run_dir.root / "raw" / SKIPPED_VARIANTS_FILE, [skip._asdict() for skip in skipped])
     run_info: dict[str, Any] = {
@@ -105,6 +106,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
         "baseline": baseline.name,
         "variants": [variant.model_dump(mode="json") for variant in variants],
         "payloads": {name: {"file": str(p.source), "bytes": p.size} for name, p in payloads.items()},
+        "inprocess_payloads": inprocess_payloads,
         "sysinfo": collect_sysinfo(),
     }
     write_json(run_dir.run_file, run_info)
@@ -119,6 +121,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
         profile.startup_runs + profile.cold_runs + profile.repeats * len(profile.concurrency_levels)
     )
     analysis_total = sum(analysis_steps(profile, variant.in_process is not None) for variant in variants)
+    analysis_total += len(approximating(variants))
     with (
         closing(main_runner),  # the compose runner takes its project down, also after a failure
         Progress(
@@ -161,6 +164,10 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
         run_info["open_loop"] = _run_analyses(
             variants, profile, payloads, run_dir, cores, main_runner, external_runner, advance
         )
+        for variant in approximating(variants):  # every profile, in process: vs the variant it approximates
+            with failure_recorded(run_dir, variant, "approximation"):
+                run_approximation_gates(variant, registry, payloads[variant.name], run_dir, cores.service)
+            advance(f"{variant.name}: approximation gates vs {variant.approximates}")
 
     run_info["finished_unix"] = time.time()
     write_json(run_dir.run_file, run_info)

@@ -1,4 +1,6 @@
-"""Request bodies in the three forms the predict contract accepts, built once for load and accuracy."""
+"""Request bodies in the three forms the predict contract accepts, built once for load and accuracy; the
+in-process payloads of a run (their description in run.json and where their results are written).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,12 @@ import mimetypes
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from PIL import Image
 
 from bench.registry import PayloadFormat
+from bench.results import RunDir
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -70,3 +76,33 @@ def load_payload(image: str | Path, payload_format: PayloadFormat) -> Payload:
     path = resolve_image(image)
     body, headers = encode_image(path.read_bytes(), path.name, payload_format)
     return Payload(body=body, headers=headers, source=path)
+
+
+def payload_key(name_or_path: str | Path) -> str:
+    """The short name of a payload (``photo_medium`` for it and for ``images/photo_medium.jpg``)."""
+    candidate = Path(name_or_path)
+    return candidate.stem if candidate.suffix.lower() in _IMAGE_SUFFIXES else str(name_or_path)
+
+
+def describe_payload(name_or_path: str | Path, primary: str | Path) -> dict[str, Any]:
+    """run.json's entry of one in-process payload: its key, file, size in bytes and pixels, and whether it
+    is the run's primary payload (the one of the HTTP measurements)."""
+    path = resolve_image(name_or_path)
+    with Image.open(path) as image:
+        width, height = image.size
+    return {
+        "name": payload_key(name_or_path),
+        "file": str(path),
+        "bytes": path.stat().st_size,
+        "width": width,
+        "height": height,
+        "primary": payload_key(name_or_path) == payload_key(primary),
+    }
+
+
+def inprocess_dir(run_dir: RunDir, variant: str, repeat: int, payload: str, primary: bool) -> Path:
+    """Where one repeat's in-process ceiling and floor of one payload are written: ``ceiling/r<N>`` for the
+    primary payload (as in runs from before several payloads), ``ceiling/<payload>/r<N>`` for the others."""
+    if primary:
+        return run_dir.ceiling_dir(variant, repeat)
+    return run_dir.variant_dir(variant) / "ceiling" / payload_key(payload) / f"r{repeat}"

@@ -24,7 +24,11 @@ class Profile:
     cold_runs: int
     warm_requests: int = 5
     load_mode: LoadMode = "closed"
+    # The primary payload: closed-loop levels, start-up, open loop, SLO search and the ceiling's detail rows.
     payload: str = "photo_medium"
+    # Payloads of the in-process ceiling and floor (the ratio to the floor depends on the image size); empty:
+    # the primary one only. The primary payload is always measured too (see ``inprocess_payloads``).
+    payloads: tuple[str, ...] = ()
     # In-process ceiling: timed requests per repeat (a fresh process each), untimed warmup, time cap.
     ceiling_iterations: int = 150
     ceiling_warmup: int = 10
@@ -48,6 +52,12 @@ class Profile:
     sweep: bool = False
     profiler: bool = False
     jpeg_draft: bool = False  # JPEG_DRAFT's accuracy and decode effect (about 20-30 s per variant)
+
+    @property
+    def inprocess_payloads(self) -> tuple[str, ...]:
+        """Every payload measured in process: ``payloads``, with the primary payload first when not listed."""
+        listed = self.payloads or (self.payload,)
+        return listed if self.payload in listed else (self.payload, *listed)
 
     def with_overrides(self, **overrides: Any) -> Profile:
         return replace(self, **{key: value for key, value in overrides.items() if value is not None})
@@ -77,6 +87,7 @@ PROFILES: dict[str, Profile] = {
         repeats=3,
         startup_runs=15,
         cold_runs=3,
+        payloads=("photo_small", "photo_medium", "photo_large"),
         ceiling_iterations=1000,
         ceiling_warmup=50,
         ceiling_max_s=120.0,

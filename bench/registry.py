@@ -22,6 +22,7 @@ import tomllib
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -161,8 +162,37 @@ class Variant(BaseModel):
         default_factory=dict,
         description="test-name pattern (fnmatch) -> why that part of the test suite does not apply to it",
     )
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="service settings (environment variables) that make this variant what it is, e.g. "
+        "JPEG_DRAFT=true: added to [variant.local] env, and `make serve-<name>` starts the package with them",
+    )
+    approximates: str | None = Field(
+        default=None,
+        description="the variant this one approximates (a lossy shortcut of it): every run gates it against "
+        "that exact one on the same images, in process (bench/inprocess/approximation.py)",
+    )
     root: Path = Field(default=Path(), description="folder the relative paths above resolve against")
     source: Path | None = Field(default=None, description="the variants file that declared it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_join_the_local_env(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("settings") and isinstance(data.get("local"), dict):
+            local = dict(data["local"])
+            local["env"] = {**local.get("env", {}), **data["settings"]}
+            data = {**data, "local": local}
+        return data
+
+    @field_validator("settings")
+    @classmethod
+    def _settings_are_plain_words(cls, settings: dict[str, str]) -> dict[str, str]:
+        for key, value in settings.items():
+            if not key.isidentifier() or not key.isupper() or any(char.isspace() for char in value):
+                raise ValueError(
+                    f"settings: {key}={value!r} must be an UPPER_CASE name and a value without spaces"
+                )
+        return settings
 
     @model_validator(mode="after")
     def _can_be_reached(self) -> Variant:
@@ -170,6 +200,8 @@ class Variant(BaseModel):
             raise ValueError("needs at least one of `url`, `[variant.local]` or `compose_service`")
         if self.url is None and self.port is None:
             raise ValueError("needs `port` unless it gives `url`")
+        if self.approximates is not None and (self.approximates == self.name or self.in_process is None):
+            raise ValueError("`approximates` names another variant and needs `[variant.in_process]`")
         return self
 
     @field_validator("url")
@@ -284,7 +316,21 @@ def load_registry(
                     )
                 del variants[variant.name]  # the explicit declaration replaces the discovered one
             variants[variant.name] = variant
+    _check_approximations(variants)
     return list(variants.values())
+
+
+def _check_approximations(variants: dict[str, Variant]) -> None:
+    """Each `approximates` names a registered variant the gates can run in process."""
+    for variant in variants.values():
+        if variant.approximates is None:
+            continue
+        exact = variants.get(variant.approximates)
+        if exact is None or exact.in_process is None:
+            raise RegistryError(
+                f"{variant.source}: variant {variant.name}: approximates {variant.approximates!r}, which is "
+                + ("not registered" if exact is None else "has no [variant.in_process]")
+            )
 
 
 def select_variants(variants: list[Variant], names: list[str] | None) -> list[Variant]:
@@ -334,10 +380,12 @@ def _field(variant: Variant, field: str) -> list[str]:
         )
     if field == "compose-service":
         return [variant.compose_service] if variant.compose_service else []
+    if field == "settings":
+        return [f"{key}={value}" for key, value in variant.settings.items()]
     raise RegistryError(f"unknown field {field!r}; one of {', '.join(QUERY_FIELDS)}")
 
 
-QUERY_FIELDS = ("package", "port", "requirements", "artifacts", "image-files", "compose-service")
+QUERY_FIELDS = ("package", "port", "requirements", "artifacts", "image-files", "compose-service", "settings")
 
 
 def stage_image(variant: Variant, destination: Path) -> list[Path]:
@@ -364,8 +412,9 @@ VARIANTS_TOKEN = "{variants}"
 
 
 def in_repo_python_packages(variants: Sequence[Variant]) -> list[str]:
-    """The packages of the registered Python variants that live in this repository (``<name>_serving/``)."""
-    packages = (variant.python_package for variant in variants)
+    """The packages of the registered Python variants that live in this repository (``<name>_serving/``),
+    once each (a variant may be another's package with other settings)."""
+    packages = dict.fromkeys(variant.python_package for variant in variants)
     return [package for package in packages if package and (REPO_ROOT / package).is_dir()]
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.inprocess.ceiling import run_ceiling
+from bench.inprocess.floor import run_floor
 from bench.inprocess.jpeg_draft import run_jpeg_draft
+from bench.inprocess.predictions import run_jpeg_predictions
 from bench.inprocess.profiler import profile_predictor
 from bench.inprocess.sweep import resized_photo, run_sweep
 from bench.inprocess.target import build_serving
@@ -32,6 +34,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     kind = job["kind"]
     if kind == "ceiling":
         result = run_ceiling(predictor, settings, payload.body, payload.headers, **params)
+    elif kind == "floor":
+        result = run_floor(predictor, settings, payload.source.read_bytes(), **params)
     elif kind == "sweep":
         result = run_sweep(predictor, payload.source.read_bytes(), **params)
     elif kind == "profile":
@@ -40,6 +44,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         result = profile_predictor(predictor, with_size, params.get("calls", 20), Path(job["out_dir"]))
     elif kind == "jpeg_draft":
         result = run_jpeg_draft(predictor, settings, **params)
+    elif kind == "jpeg_predictions":
+        result = run_jpeg_predictions(predictor, settings, **params)
     else:
         raise ValueError(f"unknown in-process job {kind!r}")
     return {

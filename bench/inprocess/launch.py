@@ -6,15 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.payloads import Payload
+from bench.payloads import Payload, inprocess_dir, load_payload, payload_key
 from bench.registry import Variant
-from bench.results import not_measured, write_json
+from bench.results import RunDir, not_measured, write_json
 
 EXTERNAL = "external service"
 JOB_TIMEOUT_S = 900.0
+PAYLOAD_JOBS = ("ceiling", "floor")  # measured on every in-process payload of the profile
 
 
 def unavailable_reason(variant: Variant) -> str | None:
@@ -68,3 +70,23 @@ def run_inprocess(
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(f"{variant.name}: in-process {kind} failed (exit {completed.returncode}):\n{tail}")
     return json.loads(result_file.read_text())
+
+
+def run_payload_jobs(
+    variant: Variant,
+    payloads: Sequence[str],
+    primary: str,
+    run_dir: RunDir,
+    repeat: int,
+    cores: list[int] | None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """One repeat of the per-payload jobs: for each payload its ceiling, then its floor, a fresh process each
+    (an external variant gets their n/a files)."""
+    for name in payloads:
+        payload = load_payload(name, variant.payload_format)
+        out_dir = inprocess_dir(
+            run_dir, variant.name, repeat, name, payload_key(name) == payload_key(primary)
+        )
+        for kind in PAYLOAD_JOBS:
+            run_inprocess(kind, variant, payload, out_dir, cores, params)

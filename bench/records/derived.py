@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from bench.collectors.resources import summarize_samples, within_window
-from bench.records.loader import VariantRecords
-from bench.records.models import LoadLevel, NotMeasured, OpenLoopRun
+from bench.records.loader import PayloadRepeat, VariantRecords
+from bench.records.models import Ceiling, Floor, LoadLevel, NotMeasured, OpenLoopRun
 from bench.stats import latency_summary, percentile, spread
 
 MB = 1e6
@@ -75,3 +75,15 @@ def open_value(run: OpenLoopRun, name: str) -> float:
 
 def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def floor_multiples(repeats: list[PayloadRepeat]) -> list[float]:
+    """Per repeat with both measured: the in-process ceiling's median ms/request over that repeat's floor
+    (decode alone + network alone), i.e. how many times its limit the variant's request path costs."""
+    return [
+        repeat.ceiling.median_ms / repeat.floor.floor_ms
+        for repeat in repeats
+        if isinstance(repeat.ceiling, Ceiling)
+        and isinstance(repeat.floor, Floor)
+        and repeat.floor.floor_ms > 0
+    ]

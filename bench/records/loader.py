@@ -8,10 +8,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from bench.analysis.approximation import GATES_FILE, ApproximationGates
+from bench.payloads import inprocess_dir, payload_key
 from bench.records.models import (
     Accuracy,
     Ceiling,
+    Floor,
     Footprint,
+    InProcessPayload,
     JpegDraft,
     LoadLevel,
     LoadWindow,
@@ -44,6 +48,15 @@ def read_optional(model: type[Model], path: Path) -> Model | NotMeasured | None:
     return parse(model, read_json(path)) if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class PayloadRepeat:
+    """One repeat of one in-process payload: its ceiling and its floor (None where the file is absent)."""
+
+    repeat: int
+    ceiling: Ceiling | NotMeasured | None
+    floor: Floor | NotMeasured | None
+
+
 @dataclass
 class VariantRecords:
     """Everything the run recorded for one variant; absent files are None or empty lists."""
@@ -56,11 +69,13 @@ class VariantRecords:
     sweep: Sweep | NotMeasured | None = None
     operator_profile: OperatorProfile | NotMeasured | None = None
     jpeg_draft: JpegDraft | NotMeasured | None = None
+    approximation: ApproximationGates | NotMeasured | None = None  # gates vs the variant it approximates
     startup: Startup | NotMeasured | None = None
     footprint: Footprint | NotMeasured | None = None
     accuracy: Accuracy | NotMeasured | None = None
     info: ServiceInfo | NotMeasured | None = None
     errors: list[StepError] = field(default_factory=list)
+    inprocess: dict[str, list[PayloadRepeat]] = field(default_factory=dict)  # by payload key, repeat order
 
     def at(self, users: int) -> list[LoadLevel]:
         """The repeats of one concurrency level, in repeat order."""
@@ -85,6 +100,32 @@ class RunRecords:
     @property
     def baseline(self) -> str:
         return self.info.baseline
+
+    @property
+    def inprocess_payloads(self) -> list[InProcessPayload]:
+        return measured_payloads(self.info)
+
+
+def measured_payloads(info: RunInfo) -> list[InProcessPayload]:
+    """The payloads of the in-process ceiling and floor; a run from before there were several measured its
+    primary payload only."""
+    if info.inprocess_payloads:
+        return info.inprocess_payloads
+    return [InProcessPayload(name=payload_key(info.profile.payload), primary=True)]
+
+
+def _payload_repeats(run_dir: RunDir, variant: str, info: RunInfo) -> dict[str, list[PayloadRepeat]]:
+    found: dict[str, list[PayloadRepeat]] = {}
+    for payload in measured_payloads(info):
+        repeats = []
+        for repeat in range(info.profile.repeats):
+            folder = inprocess_dir(run_dir, variant, repeat, payload.name, payload.primary)
+            ceiling = read_optional(Ceiling, folder / "ceiling.json")
+            floor = read_optional(Floor, folder / "floor.json")
+            if ceiling is not None or floor is not None:
+                repeats.append(PayloadRepeat(repeat, ceiling, floor))  # type: ignore[arg-type]
+        found[payload.name] = repeats
+    return found
 
 
 def _levels(run_dir: RunDir, variant: str, info: RunInfo) -> list[LoadLevel]:
@@ -140,11 +181,13 @@ def load_variant(run_dir: RunDir, name: str, info: RunInfo) -> VariantRecords:
         sweep=read_optional(Sweep, analysis / "sweep.json"),
         operator_profile=read_optional(OperatorProfile, analysis / "profile.json"),
         jpeg_draft=read_optional(JpegDraft, analysis / "jpeg_draft.json"),
+        approximation=read_optional(ApproximationGates, analysis / GATES_FILE),
         startup=read_optional(Startup, run_dir.measurement(name, "startup")),
         footprint=read_optional(Footprint, run_dir.measurement(name, "footprint")),
         accuracy=read_optional(Accuracy, run_dir.measurement(name, "accuracy")),
         info=read_optional(ServiceInfo, run_dir.measurement(name, "info")),
         errors=[StepError.model_validate(read_json(path)) for path in sorted(errors_dir.glob("*.json"))],
+        inprocess=_payload_repeats(run_dir, name, info),
     )
 
 

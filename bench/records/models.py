@@ -40,6 +40,7 @@ class ProfileInfo(Record):
     open_runs: int = 0
     slo_search: bool = False
     slo_ms: float = DEFAULT_SLO_MS
+    payload: str = "photo_medium"  # the primary payload (a name in images/ or a path)
 
 
 class RunnerInfo(Record):
@@ -75,6 +76,17 @@ class PayloadInfo(Record):
     bytes: int | None = None
 
 
+class InProcessPayload(Record):
+    """One entry of run.json's ``inprocess_payloads``: a payload of the in-process ceiling and floor."""
+
+    name: str
+    file: str = ""
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    primary: bool = False
+
+
 class OpenRate(Record):
     """The one open-loop rate every variant was offered, and how it was chosen."""
 
@@ -93,6 +105,7 @@ class RunInfo(Record):
     payloads: dict[str, PayloadInfo] = Field(default_factory=dict)
     sysinfo: SysInfo = Field(default_factory=SysInfo)
     open_loop: OpenRate | None = None
+    inprocess_payloads: list[InProcessPayload] = Field(default_factory=list)
 
 
 class SkippedVariant(Record):
@@ -307,6 +320,27 @@ class Ceiling(InProcessResult):
     throughput_rps: float
     latency_ms: dict[str, float]
     stages_ms: dict[str, float]
+
+    @property
+    def median_ms(self) -> float:
+        """Median milliseconds per request in the loop: THE in-process ms/request figure."""
+        return self.latency_ms["p50"]
+
+
+class Floor(InProcessResult):
+    """``floor.json``: one repeat's decode of the payload alone and classifier network alone (medians, ms)."""
+
+    iterations: int
+    decode_ms: float
+    network_ms: float
+    decoded_size: list[int] = Field(default_factory=list)
+    draft_min_side: int | None = None
+    network_input: list[int] = Field(default_factory=list)  # the classifier's input shape, batch 1
+    network_runtime: str | None = None
+
+    @property
+    def floor_ms(self) -> float:
+        return self.decode_ms + self.network_ms
 
 
 class SweepCell(Record):

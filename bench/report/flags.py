@@ -24,6 +24,9 @@ class FlagCode(StrEnum):
     ACCURACY_COUNTS = "accuracy_counts"
     FUSED_PREPROCESSING = "fused_preprocessing"
     MODEL_BASIS = "model_basis"
+    APPROXIMATION_GATE = "approximation_gate"
+    DRAFT_DECODE = "draft_decode"  # the floor's decode is DCT-scaled (JPEG_DRAFT on)
+    TARGET = "target"  # a goal of bench/targets.toml: met (info), missed (warning) or not measured (info)
 
 
 @dataclass(frozen=True)

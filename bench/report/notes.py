@@ -6,6 +6,7 @@ from bench.analysis.stability import STABLE_TOLERANCE, STABLE_WINDOWS
 from bench.load.spec import MAX_IN_FLIGHT
 from bench.records import RunRecords
 from bench.records.derived import QUEUEING_MODEL
+from bench.report.sections.approximation import approximation_notes
 
 
 def notes(run: RunRecords) -> list[str]:
@@ -56,4 +57,4 @@ def analysis_notes(run: RunRecords) -> list[str]:
             " LANCZOS upscale), each decoded and predicted alone once per mode; photo rows alternate off"
             " and on rounds. The draft changes the pixels the model sees, so it is off by default."
         )
-    return lines
+    return lines + approximation_notes(run)

@@ -17,7 +17,7 @@ import onnx
 import pytest
 
 from artifact_contract import CARD_FILE, MANIFEST_FILE, NCHWC_DOMAIN, OPTIMIZED_FILE, PORTABLE_FILE
-from artifact_contract.cpu import cpu_fingerprint
+from artifact_contract.cpu import KERNEL_ISA_FLAGS, cpu_fingerprint
 from model_zoo.card import sha256_of
 from onnx_serving.predictor import OnnxPredictor
 from onnx_serving.settings import OnnxServingSettings
@@ -38,14 +38,19 @@ def artifacts_dir() -> Path:
     return directory
 
 
+# Kernel-relevant flags this host does not have (a made-up one if it has them all), for the "other" CPU.
+FOREIGN_FLAGS = sorted(KERNEL_ISA_FLAGS - set(cpu_fingerprint()["isa"]))[:2] or ["avx10_9_imaginary"]
+
+
 def other_cpu_copy(artifacts_dir: Path, destination: Path, with_manifest: bool = True) -> Path:
-    """The artifacts, with a manifest saying the served graph was optimized on a CPU with AMX and no AVX2."""
+    """The artifacts, with a manifest saying the served graph was optimized on a CPU with flags this one
+    lacks (``FOREIGN_FLAGS``) and without AVX2."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         shutil.copyfile(artifacts_dir / name, destination / name)
     if with_manifest:
         manifest = json.loads((artifacts_dir / MANIFEST_FILE).read_text())
-        other = {**cpu_fingerprint(), "isa": ["amx_int8", "amx_tile", "avx", "avx512f"]}
+        other = {**cpu_fingerprint(), "isa": sorted({*FOREIGN_FLAGS, "avx", "avx512f"})}
         manifest["artifacts"][SERVED]["cpu_fingerprint"] = other
         (destination / MANIFEST_FILE).write_text(json.dumps(manifest))
     return destination
@@ -82,7 +87,7 @@ def test_predictor_refuses_the_cpu_specific_graph_from_another_cpu(artifacts_dir
     message = str(refused.value)
     assert "specific to the CPU" in message
     assert f"ONNX_MODEL=.../{PORTABLE}" in message and "make artifacts" in message
-    assert "missing here: amx_int8, amx_tile" in message  # says which flags differ
+    assert f"missing here: {', '.join(FOREIGN_FLAGS)}" in message  # says which flags differ
 
 
 def test_predictor_loads_the_portable_graph_whatever_cpu_built_it(artifacts_dir, tmp_path) -> None:

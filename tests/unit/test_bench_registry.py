@@ -42,7 +42,7 @@ payload_format = "multipart"
 def test_builtin_registry_declares_torch_baseline_and_onnx() -> None:
     variants = load_variants_file(BUILTIN_VARIANTS_FILE)
     by_name = {variant.name: variant for variant in variants}
-    assert set(by_name) == {"torch", "onnx"}
+    assert set(by_name) == {"torch", "onnx", "onnx-fast"}
     assert baseline_of(variants).name == "torch"
     assert (by_name["torch"].port, by_name["onnx"].port) == (8001, 8002)
     assert by_name["onnx"].local is not None and by_name["onnx"].local.command[1:] == ["-m", "onnx_serving"]
@@ -55,8 +55,8 @@ def test_external_variants_file_is_added_by_configuration(tmp_path: Path) -> Non
     extra = tmp_path / "extra.toml"
     extra.write_text(EXTERNAL_TOML)
     variants = load_registry([extra], repo_root=tmp_path)  # no external/*/variants.toml there
-    assert [variant.name for variant in variants] == ["torch", "onnx", "rust", "remote"]
-    rust, remote = variants[2], variants[3]
+    assert [variant.name for variant in variants] == ["torch", "onnx", "onnx-fast", "rust", "remote"]
+    rust, remote = variants[-2], variants[-1]
     assert rust.payload_format is PayloadFormat.RAW and rust.compose_service == "rust-onnx-serving"
     assert rust.local_cwd == tmp_path / "svc"
     assert rust.artifact_paths == [tmp_path / "svc" / "model.onnx"]
@@ -98,6 +98,20 @@ def test_bad_variants_files_say_what_is_wrong(tmp_path: Path, text: str, message
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(RegistryError, match=message):
+        load_variants_file(path)
+
+
+def test_settings_join_the_local_env_and_must_be_plain(tmp_path: Path) -> None:
+    path = tmp_path / "strategy.toml"
+    path.write_text(
+        '[[variant]]\nname = "fast"\nport = 9\nsettings = { JPEG_DRAFT = "true" }\n'
+        '[variant.local]\ncommand = ["x"]\nenv = { HOST = "127.0.0.1", JPEG_DRAFT = "false" }\n'
+    )
+    (variant,) = load_variants_file(path)
+    assert variant.settings == {"JPEG_DRAFT": "true"}
+    assert variant.local is not None and variant.local.env == {"HOST": "127.0.0.1", "JPEG_DRAFT": "true"}
+    path.write_text('[[variant]]\nname = "bad"\nport = 9\nurl = "http://h"\nsettings = { jpeg = "a b" }\n')
+    with pytest.raises(RegistryError, match="UPPER_CASE"):
         load_variants_file(path)
 
 
@@ -146,7 +160,7 @@ def _external_repo(tmp_path: Path, text: str = RUST_TOML) -> Path:
 def test_external_folders_declare_their_variants_by_default(tmp_path: Path) -> None:
     repo = _external_repo(tmp_path)
     names = [variant.name for variant in load_registry(repo_root=repo)]
-    assert names == ["torch", "onnx", "rusty"]
+    assert names == ["torch", "onnx", "onnx-fast", "rusty"]
     assert load_registry(include_builtin=False, repo_root=repo, environ={}) == []
 
 
@@ -155,7 +169,7 @@ def test_an_explicit_file_replaces_a_discovered_external_variant(tmp_path: Path)
     override = tmp_path / "override.toml"
     override.write_text('[[variant]]\nname = "rusty"\nurl = "http://127.0.0.1:9"\n')
     variants = load_registry([override], repo_root=repo)
-    assert [variant.name for variant in variants] == ["torch", "onnx", "rusty"]
+    assert [variant.name for variant in variants] == ["torch", "onnx", "onnx-fast", "rusty"]
     assert variants[-1].is_external_url
     builtin_twice = tmp_path / "torch.toml"
     builtin_twice.write_text('[[variant]]\nname = "torch"\nurl = "http://127.0.0.1:9"\n')
@@ -190,7 +204,9 @@ def test_builtin_variants_declare_package_image_and_test_setup() -> None:
     assert by_name["onnx"].tests.workers == 2 and by_name["onnx"].tests.artifact_env == "ONNX_MODEL"
     assert by_name["torch"].image_tag("slim") == "serving-lab/torch-serving:slim"
     for variant in by_name.values():
-        assert variant.image is not None
+        if variant.image is None:  # runs onnx's image (tests/unit/test_registry_consistency.py checks it)
+            assert variant.name == "onnx-fast"
+            continue
         assert variant.requirements_path == REPO_ROOT / f"{variant.python_package}" / "requirements.txt"
         assert Path(variant.python_package or "") not in variant.image.files  # the package is always copied
 
@@ -211,6 +227,8 @@ def test_query_cli_answers_the_shell_scripts() -> None:
         "onnx_serving/requirements.txt",
     ]
     assert "build/artifacts/fused.optimized.onnx" in _cli("get", "onnx", "image-files").stdout.split()
+    assert _cli("get", "onnx-fast", "settings").stdout.split() == ["VARIANT=onnx-fast", "JPEG_DRAFT=true"]
+    assert _cli("get", "onnx", "settings").stdout.split() == []
     unknown = _cli("get", "tensorflow", "port")
     assert unknown.returncode == 2 and "unknown variant" in unknown.stderr
 

@@ -82,6 +82,46 @@ def test_each_python_image_is_built_by_compose_as_the_registry_says(variant: Var
     )
 
 
+def image_owner(variant: Variant) -> Variant | None:
+    """The in-repo variant whose image a Python variant without a `[variant.image]` of its own runs (the one
+    with an image and the same package), or None."""
+    owners = [
+        other
+        for other in in_repo_variants()
+        if other.image is not None and other.python_package == variant.python_package
+    ]
+    return owners[0] if owners else None
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in in_repo_variants() if v.image is None and v.compose_service and v.python_package],
+    ids=lambda variant: variant.name,
+)
+def test_a_variant_without_its_own_image_runs_its_packages_image_with_its_own_settings(
+    variant: Variant,
+) -> None:
+    """onnx-fast: no second build of the same image; compose runs onnx's image, listening on onnx's port
+    inside, with the settings that make it another variant (its env beyond onnx's) passed in."""
+    owner = image_owner(variant)
+    assert owner is not None, f"{variant.name}: no variant with an image serves {variant.python_package}"
+    service, owner_service = (compose_services()[v.compose_service or ""] for v in (variant, owner))
+    assert "build" not in service, (
+        f"compose.yaml {variant.compose_service}: no build (it is {owner.name}'s image)"
+    )
+    assert service["image"] == owner_service["image"], f"compose.yaml {variant.compose_service}: image"
+    assert str(service["ports"][0]).rsplit(":", 1)[1] == str(owner.port)
+    assert variant.local is not None and owner.local is not None
+    own = {key: value for key, value in variant.local.env.items() if owner.local.env.get(key) != value}
+    environment = {key: str(value) for key, value in service["environment"].items()}
+    for key, value in own.items():
+        if key.endswith("_PORT"):
+            continue
+        assert environment.get(key) == value or environment.get(key, "").endswith(f":-{value}}}"), (
+            f"compose.yaml {variant.compose_service}: environment {key} should be {value!r}"
+        )
+
+
 def test_every_python_service_of_compose_is_a_registered_variant() -> None:
     images = {v.compose_service: v for v in in_repo_variants() if v.image is not None}
     built_here = {

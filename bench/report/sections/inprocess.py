@@ -1,11 +1,13 @@
-"""In-process rows: the ceiling with its stage breakdown, serving efficiency, and the JPEG_DRAFT effect."""
+"""In-process rows: the ceiling with its stage breakdown, serving efficiency, the ceiling against its floor
+per payload, and the JPEG_DRAFT effect."""
 
 from __future__ import annotations
 
-from bench.records import RunRecords, VariantRecords
-from bench.records.derived import best_closed_rps_per_repeat
-from bench.records.models import Ceiling, JpegDraft, JpegDraftDigits, JpegDraftPhoto
-from bench.report.flags import FlagCode, info, warning
+from bench.records import NotMeasured, RunRecords, VariantRecords
+from bench.records.derived import best_closed_rps_per_repeat, floor_multiples
+from bench.records.loader import PayloadRepeat
+from bench.records.models import Ceiling, Floor, InProcessPayload, JpegDraft, JpegDraftDigits, JpegDraftPhoto
+from bench.report.flags import Flag, FlagCode, info, warning
 from bench.report.sections.common import RowSpec, missing, spec_rows
 from bench.report.table import Cell, Row
 
@@ -31,8 +33,42 @@ def ceiling_section(run: RunRecords) -> list[Row]:
         *[(f"ceiling.stage.{stage}", f"stage: {stage} (mean)", "ms", "lower") for stage in STAGES],
         ("ceiling.peak_rss_mb", "peak RSS of the process", "MB", "lower"),
         ("efficiency", "serving efficiency: best closed-loop HTTP req/s / ceiling", "%", "higher"),
+        ("efficiency.c1", "serving efficiency at concurrency 1: HTTP c1 req/s / ceiling", "%", "higher"),
     ]
-    return spec_rows(run, section, specs, _ceiling_cell, "repeats (a fresh process each)")
+    primary = _primary(run).name
+
+    def cell(records: VariantRecords, key: str) -> Cell:
+        if key == "efficiency.c1":
+            return _c1_efficiency_cell(records, records.inprocess.get(primary, []))
+        return _ceiling_cell(records, key)
+
+    return spec_rows(run, section, specs, cell, "repeats (a fresh process each)")
+
+
+def _primary(run: RunRecords) -> InProcessPayload:
+    payloads = run.inprocess_payloads
+    return next((payload for payload in payloads if payload.primary), payloads[0])
+
+
+def _efficiency_cell(values: list[float]) -> Cell:
+    """Serving efficiencies in %; above 100 the ceiling, measured at another time, is not to be trusted."""
+    implausible = any(value > 100.0 for value in values)
+    return Cell(
+        values=values,
+        flag=warning(FlagCode.UNSTABLE_CEILING, IMPLAUSIBLE_EFFICIENCY) if implausible else None,
+    )
+
+
+def _c1_efficiency_cell(records: VariantRecords, repeats: list[PayloadRepeat]) -> Cell:
+    """Each repeat's concurrency-1 HTTP throughput over that same repeat's ceiling (paired by repeat)."""
+    served = {level.repeat: level.window.throughput_rps for level in records.at(1)}
+    ceilings = {r.repeat: r.ceiling for r in repeats if isinstance(r.ceiling, Ceiling)}
+    if not ceilings:
+        return missing(records, next((r.ceiling for r in repeats), None))
+    values = [100.0 * served[n] / c.throughput_rps for n, c in ceilings.items() if n in served]
+    if not values:
+        return Cell(text="n/a (no concurrency-1 level in the same repeats)")
+    return _efficiency_cell(values)
 
 
 def _ceiling_cell(records: VariantRecords, key: str) -> Cell:
@@ -45,10 +81,7 @@ def _ceiling_cell(records: VariantRecords, key: str) -> Cell:
         )
         if not pairs:
             return missing(records)
-        values = [100.0 * served / ceiling for served, ceiling in pairs]
-        implausible = any(value > 100.0 for value in values)
-        flag = warning(FlagCode.UNSTABLE_CEILING, IMPLAUSIBLE_EFFICIENCY) if implausible else None
-        return Cell(values=values, flag=flag)
+        return _efficiency_cell([100.0 * served / ceiling for served, ceiling in pairs])
     flag = None
     if key == "ceiling.stage.preprocess" and measured[0].preprocessing_in_graph:
         flag = info(FlagCode.FUSED_PREPROCESSING, "fused into the graph: counted in inference")
@@ -64,6 +97,90 @@ def _ceiling_value(result: Ceiling, key: str) -> float:
     if name.startswith("stage."):
         return result.stages_ms[name.removeprefix("stage.")]
     return result.latency_ms[name]
+
+
+FLOOR_DEFINITION = (
+    "floor = decode_image of the payload alone (the variant's decode settings: DCT-scaled with JPEG_DRAFT)"
+    " + classifier.onnx alone ({shape} float32, ONNX Runtime, 1 intra-op thread), medians, same process"
+    " kind and cores as the ceiling; multiple = ceiling median ms/request / floor"
+)
+# suffix, label, unit, better
+FLOOR_ROWS: list[RowSpec] = [
+    ("ms", "in-process ms/request (ceiling median)", "ms", "lower"),
+    ("stage.decode", "ceiling stage: body + decode (mean)", "ms", "lower"),
+    ("stage.model", "ceiling stage: preprocess + inference (mean)", "ms", "lower"),
+    ("floor.decode", "floor part: decode alone (median)", "ms", "lower"),
+    ("floor.network", "floor part: network alone (median)", "ms", "lower"),
+    ("floor", "floor: decode alone + network alone", "ms", "lower"),
+    ("multiple", "multiple of the floor: ms/request / floor (1 = at the floor)", "x", None),
+]
+
+
+def floor_section(run: RunRecords) -> list[Row]:
+    """Variant x payload: the ceiling's ms/request (x ratio to the baseline), its floor and the multiple."""
+    shapes = [
+        floor.network_input
+        for records in run.variants.values()
+        for repeats in records.inprocess.values()
+        for repeat in repeats
+        if isinstance(floor := repeat.floor, Floor) and floor.network_input
+    ]
+    shape = "x".join(map(str, shapes[0])) if shapes else "1x3xCxC (C: crop size)"
+    section = f"in-process ceiling vs its floor, per payload: {FLOOR_DEFINITION.format(shape=shape)}"
+    rows = []
+    for payload in run.inprocess_payloads:
+        specs = [(f"inprocess.{payload.name}.{suffix}", f"{_payload_label(payload)}: {label}", unit, better)
+                 for suffix, label, unit, better in FLOOR_ROWS]  # fmt: skip
+
+        def cell(records: VariantRecords, key: str, name: str = payload.name) -> Cell:
+            return _floor_cell(
+                records, records.inprocess.get(name, []), key.removeprefix(f"inprocess.{name}.")
+            )
+
+        rows += spec_rows(run, section, specs, cell, "repeats (a fresh process each)")
+    return rows
+
+
+def _payload_label(payload: InProcessPayload) -> str:
+    primary = ", HTTP payload" if payload.primary else ""
+    if payload.width is None or payload.height is None:
+        return f"{payload.name}{primary}"
+    return f"{payload.name} ({payload.width}x{payload.height}{primary})"
+
+
+def _floor_cell(records: VariantRecords, repeats: list[PayloadRepeat], name: str) -> Cell:
+    ceilings = [r.ceiling for r in repeats if isinstance(r.ceiling, Ceiling)]
+    floors = [r.floor for r in repeats if isinstance(r.floor, Floor)]
+    if name == "multiple":
+        values = floor_multiples(repeats)
+        return Cell(values=values) if values else _absent(records, repeats)
+    if name.startswith("floor"):
+        if not floors:
+            return _absent(records, repeats, floor=True)
+        part = name.removeprefix("floor").removeprefix(".")
+        values = [f.floor_ms if not part else getattr(f, f"{part}_ms") for f in floors]
+        return Cell(values=values, flag=_draft_flag(floors[0]) if part == "decode" else None)
+    if not ceilings:
+        return _absent(records, repeats)
+    if name == "ms":
+        return Cell(values=[c.median_ms for c in ceilings])
+    if name == "stage.decode":
+        return Cell(values=[c.stages_ms["decode"] for c in ceilings])
+    return Cell(values=[c.stages_ms["preprocess"] + c.stages_ms["inference"] for c in ceilings])
+
+
+def _absent(records: VariantRecords, repeats: list[PayloadRepeat], floor: bool = False) -> Cell:
+    """n/a with the job's own reason (external service, say) when it wrote one."""
+    own = [r.floor if floor else r.ceiling for r in repeats]
+    reasons = [data for data in own + [r.floor for r in repeats] if isinstance(data, NotMeasured)]
+    return missing(records, reasons[0] if reasons else None)
+
+
+def _draft_flag(floor: Floor) -> Flag | None:
+    if floor.draft_min_side is None or not floor.decoded_size:
+        return None
+    size = "x".join(map(str, floor.decoded_size))
+    return info(FlagCode.DRAFT_DECODE, f"JPEG_DRAFT: DCT-scaled decode to {size}")
 
 
 JPEG_DRAFT_DIGIT_ROWS: list[RowSpec] = [
