@@ -22,8 +22,12 @@ def open_session(path: str | Path, threads: int = 1, inter_op_threads: int = 1) 
     # right after a run measured 2x slower with spinning on (and the run itself slower too).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    # ORT's arena never returns its buffers to glibc, so glibc never raises its dynamic mmap/trim thresholds
-    # (torch's frees do) and re-faults Pillow's multi-MB decode buffers every request: ~5,000 page faults and
-    # 2.5x the decode time of photo_medium.jpg, for at most 3% faster inference.
+    # ORT's arena keeps the largest request's buffers for good (RSS 210 -> 482 MB after three 3584x3584
+    # photos) and, returning nothing to glibc, kept glibc from raising its mmap threshold for decode buffers.
     options.enable_cpu_mem_arena = False
+    # With the arena off, the memory pattern's one block per run holds every intermediate tensor at once
+    # (~34 MB for a 1800x1200 photo); without it each tensor is its own, smaller, allocation: 45 MB less RSS
+    # at c1 and no growth at c4, as fast under the glibc settings of .env.example (MALLOC_*), measured with
+    # bench/analysis/speed_phases.py.
+    options.enable_mem_pattern = False
     return ort.InferenceSession(str(path), sess_options=options, providers=PROVIDERS)
