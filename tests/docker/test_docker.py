@@ -54,6 +54,7 @@ def test_compose_file_is_valid_for_every_profile(docker_engine: None) -> None:
     assert set(done.stdout.split()) == {
         "torch-serving",
         "onnx-serving",
+        "onnx-fast-serving",
         "rust-onnx-serving",
         "locust-master",
         "locust-worker",

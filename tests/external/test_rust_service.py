@@ -21,6 +21,7 @@ import onnx
 import psutil
 import pytest
 
+from artifact_contract.cpu import KERNEL_ISA_FLAGS
 from tests.fixtures.errors import error_body_problem
 from tests.fixtures.load import Payload, SteadyLoad, new_connection_outcome
 
@@ -274,10 +275,12 @@ def test_cpu_specific_artifact_is_refused_on_another_cpu(start_rust, tmp_path: P
     entry = manifest["artifacts"][SERVED]
     if not entry.get("hardware_specific"):
         pytest.skip(f"{SERVED} is not hardware specific in this build")
-    entry["cpu_fingerprint"] = {
-        **entry["cpu_fingerprint"],
-        "isa": [*entry["cpu_fingerprint"]["isa"], "avx512_fp16"],
-    }
+    # A kernel-relevant flag this host lacks (the build "CPU" had it), whichever host runs the test.
+    foreign = sorted(KERNEL_ISA_FLAGS - set(entry["cpu_fingerprint"]["isa"]))
+    if not foreign:
+        pytest.skip("this host has every flag the fingerprint tracks: no other CPU to pretend")
+    recorded = entry["cpu_fingerprint"]
+    entry["cpu_fingerprint"] = {**recorded, "isa": [*recorded["isa"], foreign[0]]}
     manifest_path.write_text(json.dumps(manifest))
     service = start_rust(name="rust-other-cpu", env={"ONNX_MODEL": str(model_path)}, wait=False)
     deadline = time.monotonic() + 60
@@ -293,7 +296,7 @@ def test_cpu_specific_artifact_is_refused_on_another_cpu(start_rust, tmp_path: P
             break
         assert response.status_code == 503, response.text
         time.sleep(0.05)
-    assert "missing here: avx512_fp16" in message and "fused.portable.onnx" in message, message
+    assert f"missing here: {foreign[0]}" in message and "fused.portable.onnx" in message, message
     assert str(tmp_path) not in message
     # The portable artifact is served on any CPU.
     portable = start_rust(
