@@ -7,15 +7,15 @@ the same arithmetic from cheap, vectorized operators, per axis:
 - from the axis length L and the resized length R (both read from the input shape at run time):
   scale = L / R, support = max(scale, 1), and for each of the ``crop`` output positions i kept by the crop,
   center = scale * (i + 0.5), first tap floor(center - support + 0.5) clipped to 0, end clipped to L;
-- a fixed number of taps T = ceil(2 * support) + 1 per output position (also computed at run time), each
-  weighted by the triangle filter max(0, 1 - |(tap - center + 0.5) / support|), taps past the end weighted
-  0, the weights of a position normalized to sum 1.
+- the taps of position i are the input indices [first_i, end_i), each weighted by the triangle filter
+  max(0, 1 - |(tap - center + 0.5) / support|), normalized to sum 1 per position (``axis_blocks`` reads
+  them in blocks so that an input index is not copied once per position that uses it).
 
 These are exactly the sampling positions and weights of torch's ``interpolate(..., antialias=True)`` (the
 separable Pillow-style filter, which ONNX Resize with antialias also follows), so resizing by taps and then
 cropping equals cropping the full resize, for any image size and any crop. The image is sliced to the
-columns the crop's taps reach, the rows are gathered (whole contiguous rows: cheap copies) and reduced with
-a batched MatMul, then the columns the same way on the small result.
+window (rows and columns) the crop's taps reach, the rows are gathered (whole contiguous rows: cheap copies)
+and reduced with a batched MatMul, then the columns the same way on the small result.
 """
 
 from __future__ import annotations
@@ -164,9 +164,8 @@ def axis_blocks(
     spill_sum = op("ReduceSum", [spill, tap_axis], "spill_sum", keepdims=1)
     # Position k's total = its own part (block k) + its spill (block k + 1); torch normalizes by the same sum.
     total = op("Add", [own_sum, shifted(spill_sum, "spill_next", True, spill_sum)], "total")
-    total_safe = op(
-        "Max", [total, const("tiny", [1e-30])], "total_safe"
-    )  # the virtual last position can be 0
+    # The virtual last position can sum to 0.
+    total_safe = op("Max", [total, const("tiny", [1e-30])], "total_safe")
     own_w = op("Div", [own, total_safe], "own_w")
     spill_w = op("Div", [spill, shifted(total_safe, "total_previous", False, total_safe)], "spill_w")
     pair_shape = const("pair_shape", [crop + 1, 1, -1], np.int64)
