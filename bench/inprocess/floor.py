@@ -34,7 +34,7 @@ SEED = 0
 
 def network_session(path: Path) -> ort.InferenceSession:
     """The classifier alone, as fast as ORT runs it on one thread: every graph optimization at load, no pool
-    threads spinning, no memory arena (the served session's finding: the arena slows Pillow's decode)."""
+    threads spinning, no memory arena (as artifact_contract.session opens the served graph)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = NETWORK_THREADS
