@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.payloads import load_payload
 from bench.registry import Variant, load_registry, select_variants
-from bench.runners.local import free_port
+from bench.runners.local import free_port, spawn_local
 
 READY_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 30.0
@@ -265,21 +265,10 @@ def run_process(
     if variant.local is None:
         raise SystemExit(f"{variant.name}: no [variant.local] section, cannot be started")
     port = free_port()
-    command, env_additions = variant.local.render(port=port, root=variant.root)
-    env_additions.update(extra_env)
     payload = load_payload(payload_image, variant.payload_format)
     log_path = log_dir / f"{variant.name}-{port}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=variant.local_cwd,
-            env={**os.environ, **env_additions},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
-        )
+    process = spawn_local(variant, port, log_path, cores, extra_env=extra_env)
+    env_additions = {**variant.local.render(port=port, root=variant.root)[1], **extra_env}  # for the record
     series = Series()
     errors = 0
     try:

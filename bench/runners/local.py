@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -69,6 +70,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def spawn_local(
+    variant: Variant,
+    port: int,
+    log_path: Path,
+    cores: Collection[int] | None,
+    *,
+    cold: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """The variant's ``[variant.local]`` command on ``port``, output appended to ``log_path``, pinned to
+    ``cores`` (all when empty), in its own process group so that stopping it ends the workers it forks too."""
+    assert variant.local is not None
+    command, env_additions = variant.local.render(port=port, root=variant.root, cold=cold)
+    env_additions.update(extra_env or {})
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=variant.local_cwd,
+            env={**os.environ, **env_additions},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        )
+
+
 class LocalRunner(Runner):
     name: ClassVar[str] = "local"
 
@@ -96,22 +124,11 @@ class LocalRunner(Runner):
         assert variant.port is not None  # guaranteed by the registry for variants without url
         # Another copy may already hold the registered port (a developer's server): never measure that one.
         port = variant.port if port_is_free(variant.port) else free_port()
-        command, env_additions = variant.local.render(port=port, root=variant.root, cold=cold)
         if log_path is None:
             log_path = Path(tempfile.mkstemp(prefix=f"bench-{variant.name}-", suffix=".log")[1])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cores = self.service_cores
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=variant.local_cwd,
-                env={**os.environ, **env_additions},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop() ends the workers it forks too
-                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
-            )
+        process = spawn_local(variant, port, log_path, cores, cold=cold)
         return Service(
             variant=variant,
             base_url=f"http://127.0.0.1:{port}",
