@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="run every variant and write one report")
     compare.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     compare.add_argument("--runner", choices=["auto", "local", "compose"], default="auto")
-    compare.add_argument("--variants", help="comma-separated names, in column order (default: all)")
+    compare.add_argument(
+        "--variants",
+        help="comma-separated names, in column order (default: the profile's set, `profiles` in the registry)",
+    )
     _add_registry_options(compare)
     compare.add_argument("--results-dir", type=Path, default=RESULTS_ROOT)
     compare.add_argument("--payload", help="image name in images/ or a path (default: the profile's)")

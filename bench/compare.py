@@ -29,7 +29,7 @@ from bench.load.driver import LoadSpec, run_level
 from bench.payloads import Payload, describe_payload, load_payload
 from bench.probe import get_json
 from bench.profiles import Profile
-from bench.registry import Variant, baseline_of, load_registry, select_variants
+from bench.registry import Variant, baseline_of, in_profile, load_registry, select_variants
 from bench.report import render_report
 from bench.results import RESULTS_ROOT, RunDir, not_measured, write_json
 from bench.runners import (
@@ -84,7 +84,12 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     console = console or Console(stderr=True)
     profile = options.profile
     registry = load_registry(options.variants_files, include_builtin=options.include_builtin)
-    variants = select_variants(registry, options.variant_names)
+    # Named variants, else the profile's set: quick runs the seed's trio, full every strategy (`profiles`).
+    variants = (
+        select_variants(registry, options.variant_names)
+        if options.variant_names
+        else in_profile(registry, profile.name)
+    )
     cores = plan_cores(options.pin_cores)
     runner_name, runner_reason = resolve_runner_name(options.runner, variants)
     main_runner, external_runner = make_runner(runner_name, cores), ExternalRunner()

@@ -122,6 +122,11 @@ class TestSetup(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    run: bool = Field(
+        default=True,
+        description="the live suite starts it; a derived strategy without a [variant.tests] of its own "
+        "does not (its code is its base's; tests/e2e/test_strategy_overlay.py starts one)",
+    )
     workers: int = Field(default=1, ge=1, description="the suite expects this many worker processes")
     env: dict[str, str] = Field(default_factory=dict, description="added to [variant.local] env")
     artifact_env: str | None = Field(
@@ -171,6 +176,15 @@ class Variant(BaseModel):
         default=None,
         description="the variant this one approximates (a lossy shortcut of it): every run gates it against "
         "that exact one on the same images, in process (bench/inprocess/approximation.py)",
+    )
+    extends: str | None = Field(
+        default=None,
+        description="the variant this strategy derives from (see ``derive_entry``); kept for the report",
+    )
+    profiles: list[str] | None = Field(
+        default=None,
+        description="the bench profiles (quick, full, ...) that run it when no --variants is given; "
+        "default: every profile",
     )
     root: Path = Field(default=Path(), description="folder the relative paths above resolve against")
     source: Path | None = Field(default=None, description="the variants file that declared it")
@@ -250,9 +264,55 @@ class Variant(BaseModel):
         return None
 
 
-def load_variants_file(path: str | Path) -> list[Variant]:
-    """Every variant one TOML file declares, with paths anchored at the file's `root`."""
-    path = Path(path).resolve()
+# A derived entry (`extends = "base"`) takes every key of its base but these: what names, places or tests a
+# declaration of its own, and what only one variant of a run may be.
+NOT_INHERITED = frozenset(
+    {"name", "description", "baseline", "port", "compose_service", "compose_port_env", "image", "tests",
+     "contract_skips", "profiles", "approximates", "extends", "unset", "source"}
+)  # fmt: skip
+PATH_KEYS = ("requirements", "artifacts")
+
+
+def _anchored(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's path keys made absolute against its own root, so a derived entry in another file (another
+    root) inherits paths that still point at the base's files."""
+    root = Path(entry["root"])
+    anchored = dict(entry)
+    if isinstance(entry.get("requirements"), str):
+        anchored["requirements"] = str((root / entry["requirements"]).resolve())
+    if isinstance(entry.get("artifacts"), list):
+        anchored["artifacts"] = [str((root / str(path)).resolve()) for path in entry["artifacts"]]
+    return anchored
+
+
+def derive_entry(entry: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """A strategy as a few TOML lines: ``extends = "onnx"`` plus what differs.
+
+    The base's keys are inherited (but ``NOT_INHERITED``); ``settings`` and ``[local] env`` / ``cold_env`` are
+    merged key by key, the derived entry winning; any other key the derived entry gives replaces the base's
+    (``artifacts``, say). ``unset = ["NAME", ...]`` removes inherited settings or env variables (an allocator
+    setting left at glibc's default, say)."""
+    same_root = base.get("root") == entry.get("root")
+    inherited = {
+        key: value for key, value in (base if same_root else _anchored(base)).items() if key not in NOT_INHERITED
+    }
+    derived = {**inherited, **{key: value for key, value in entry.items() if key != "unset"}}
+    derived["settings"] = {**base.get("settings", {}), **entry.get("settings", {})}
+    derived.setdefault("tests", {"run": False})
+    if isinstance(base.get("local"), dict):
+        local = {**base["local"], **entry.get("local", {})}
+        for key in ("env", "cold_env"):
+            local[key] = {**base["local"].get(key, {}), **entry.get("local", {}).get(key, {})}
+        derived["local"] = local
+    for name in entry.get("unset", []):
+        derived["settings"].pop(name, None)
+        if "local" in derived:
+            derived["local"]["env"].pop(name, None)
+    return derived
+
+
+def _entries_of(path: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The raw ``[[variant]]`` tables of one file, each with its ``root`` and ``source``."""
     try:
         document = tomllib.loads(path.read_text())
     except FileNotFoundError as error:
@@ -265,15 +325,46 @@ def load_variants_file(path: str | Path) -> list[Variant]:
             f"{path}: unknown top-level keys {sorted(unknown_keys)} (expected `root`, `[[variant]]`)"
         )
     root = (path.parent / document.get("root", ".")).resolve()
-    variants = []
-    for index, entry in enumerate(document.get("variant", [])):
-        try:
-            variants.append(Variant.model_validate({**entry, "root": root, "source": path}))
-        except ValidationError as error:
-            label = entry.get("name", f"#{index + 1}") if isinstance(entry, dict) else f"#{index + 1}"
-            raise RegistryError(f"{path}: variant {label}: {error}") from error
-    if not variants:
+    entries = document.get("variant", [])
+    if not entries:
         raise RegistryError(f"{path}: declares no [[variant]]")
+    return path, [
+        {**entry, "root": str(root), "source": str(path)} if isinstance(entry, dict) else entry
+        for entry in entries
+    ]
+
+
+def _validated(
+    entry: Any, index: int, path: Path, known: dict[str, dict[str, Any]]
+) -> tuple[Variant, dict[str, Any]]:
+    """One raw entry as a Variant (and the entry it resolved to), its ``extends`` resolved against the
+    entries declared before it."""
+    label = entry.get("name", f"#{index + 1}") if isinstance(entry, dict) else f"#{index + 1}"
+    try:
+        if isinstance(entry, dict) and entry.get("extends") is not None:
+            base = known.get(entry["extends"])
+            if base is None:
+                raise RegistryError(
+                    f"{path}: variant {label}: extends {entry['extends']!r}, which is not declared before it"
+                )
+            entry = derive_entry(entry, base)
+        elif isinstance(entry, dict) and "unset" in entry:
+            raise RegistryError(f"{path}: variant {label}: `unset` only applies with `extends`")
+        return Variant.model_validate(entry), entry
+    except ValidationError as error:
+        raise RegistryError(f"{path}: variant {label}: {error}") from error
+
+
+def load_variants_file(path: str | Path, known: dict[str, dict[str, Any]] | None = None) -> list[Variant]:
+    """Every variant one TOML file declares, with paths anchored at the file's `root`. ``known``: the raw
+    entries declared before (in earlier files) that an ``extends`` may name; this file's are added to it."""
+    path, entries = _entries_of(Path(path).resolve())
+    known = {} if known is None else known
+    variants = []
+    for index, entry in enumerate(entries):
+        variant, resolved = _validated(entry, index, path, known)
+        known[variant.name] = resolved
+        variants.append(variant)
     return variants
 
 
@@ -302,8 +393,9 @@ def load_registry(
     defaults = [BUILTIN_VARIANTS_FILE, *external_variants_files(repo_root)] if include_builtin else []
     explicit = [*extra_files_from_env(environ), *(extra_files or [])]
     variants: dict[str, Variant] = {}
+    known: dict[str, dict[str, Any]] = {}
     for file in [*defaults, *explicit]:
-        for variant in load_variants_file(file):
+        for variant in load_variants_file(file, known):
             earlier = variants.get(variant.name)
             if earlier is not None:
                 replaceable = earlier.source != BUILTIN_VARIANTS_FILE.resolve() and earlier.source in {
@@ -318,6 +410,11 @@ def load_registry(
             variants[variant.name] = variant
     _check_approximations(variants)
     return list(variants.values())
+
+
+def in_profile(variants: list[Variant], profile: str) -> list[Variant]:
+    """The variants a profile runs when none are named: those whose ``profiles`` list it (or list none)."""
+    return [variant for variant in variants if variant.profiles is None or profile in variant.profiles]
 
 
 def _check_approximations(variants: dict[str, Variant]) -> None:

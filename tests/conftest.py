@@ -34,6 +34,7 @@ from tests.fixtures.variants import (
     local_variants,
     prefixed_variables,
     skip_reason_for,
+    startable_variants,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -262,7 +263,7 @@ class ServicePool:
             if name.startswith(("http://", "https://")):
                 self.services[name] = LiveService(name, name.rstrip("/"), os.environ.get(ADMIN_TOKEN_ENV))
             else:
-                self.services[name] = start_variant(local_variants()[name], self.log_dir)
+                self.services[name] = start_variant(startable_variants()[name], self.log_dir)
         return self.services[name]
 
     def close(self) -> None:
@@ -277,9 +278,9 @@ def service_names() -> list[str]:
     if configured:
         return [url.strip() for url in configured.split(",") if url.strip()]
     chosen = [name.strip() for name in os.environ.get(VARIANTS_ENV, "").split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(local_variants()))
+    unknown = sorted(set(chosen) - set(startable_variants()))
     if unknown:
-        registered = list(local_variants())
+        registered = list(startable_variants())
         raise pytest.UsageError(f"{VARIANTS_ENV}: no local variant {unknown}; registered: {registered}")
     return chosen or list(local_variants())
 
@@ -353,7 +354,7 @@ def start_registered_variant(tmp_path: Path) -> Iterator[object]:
         env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> LiveService:
-        variant = local_variants()[variant_name]
+        variant = startable_variants()[variant_name]
         service = start_variant(variant, tmp_path, name=name, workers=workers, extra_env=env, wait=wait)
         started.append(service)
         return service

@@ -16,6 +16,8 @@ from bench.registry import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# bench/variants.toml's names in order: the Python variants and the strategies derived from them.
+BUILTIN_NAMES = [variant.name for variant in load_variants_file(BUILTIN_VARIANTS_FILE)]
 
 EXTERNAL_TOML = """
 root = "svc"
@@ -42,7 +44,7 @@ payload_format = "multipart"
 def test_builtin_registry_declares_torch_baseline_and_onnx() -> None:
     variants = load_variants_file(BUILTIN_VARIANTS_FILE)
     by_name = {variant.name: variant for variant in variants}
-    assert set(by_name) == {"torch", "onnx", "onnx-fast"}
+    assert {"torch", "onnx", "onnx-fast"} <= set(by_name)  # and the strategies derived from onnx
     assert baseline_of(variants).name == "torch"
     assert (by_name["torch"].port, by_name["onnx"].port) == (8001, 8002)
     assert by_name["onnx"].local is not None and by_name["onnx"].local.command[1:] == ["-m", "onnx_serving"]
@@ -55,7 +57,7 @@ def test_external_variants_file_is_added_by_configuration(tmp_path: Path) -> Non
     extra = tmp_path / "extra.toml"
     extra.write_text(EXTERNAL_TOML)
     variants = load_registry([extra], repo_root=tmp_path)  # no external/*/variants.toml there
-    assert [variant.name for variant in variants] == ["torch", "onnx", "onnx-fast", "rust", "remote"]
+    assert [variant.name for variant in variants] == [*BUILTIN_NAMES, "rust", "remote"]
     rust, remote = variants[-2], variants[-1]
     assert rust.payload_format is PayloadFormat.RAW and rust.compose_service == "rust-onnx-serving"
     assert rust.local_cwd == tmp_path / "svc"
@@ -160,7 +162,7 @@ def _external_repo(tmp_path: Path, text: str = RUST_TOML) -> Path:
 def test_external_folders_declare_their_variants_by_default(tmp_path: Path) -> None:
     repo = _external_repo(tmp_path)
     names = [variant.name for variant in load_registry(repo_root=repo)]
-    assert names == ["torch", "onnx", "onnx-fast", "rusty"]
+    assert names == [*BUILTIN_NAMES, "rusty"]
     assert load_registry(include_builtin=False, repo_root=repo, environ={}) == []
 
 
@@ -169,7 +171,7 @@ def test_an_explicit_file_replaces_a_discovered_external_variant(tmp_path: Path)
     override = tmp_path / "override.toml"
     override.write_text('[[variant]]\nname = "rusty"\nurl = "http://127.0.0.1:9"\n')
     variants = load_registry([override], repo_root=repo)
-    assert [variant.name for variant in variants] == ["torch", "onnx", "onnx-fast", "rusty"]
+    assert [variant.name for variant in variants] == [*BUILTIN_NAMES, "rusty"]
     assert variants[-1].is_external_url
     builtin_twice = tmp_path / "torch.toml"
     builtin_twice.write_text('[[variant]]\nname = "torch"\nurl = "http://127.0.0.1:9"\n')
@@ -204,8 +206,8 @@ def test_builtin_variants_declare_package_image_and_test_setup() -> None:
     assert by_name["onnx"].tests.workers == 2 and by_name["onnx"].tests.artifact_env == "ONNX_MODEL"
     assert by_name["torch"].image_tag("slim") == "serving-lab/torch-serving:slim"
     for variant in by_name.values():
-        if variant.image is None:  # runs onnx's image (tests/unit/test_registry_consistency.py checks it)
-            assert variant.name == "onnx-fast"
+        if variant.image is None:  # a strategy derived from onnx runs onnx's image
+            assert variant.extends == "onnx", variant.name
             continue
         assert variant.requirements_path == REPO_ROOT / f"{variant.python_package}" / "requirements.txt"
         assert Path(variant.python_package or "") not in variant.image.files  # the package is always copied
@@ -228,8 +230,8 @@ def test_query_cli_answers_the_shell_scripts() -> None:
     ]
     assert "build/artifacts/fused.optimized.onnx" in _cli("get", "onnx", "image-files").stdout.split()
     fast_settings = _cli("get", "onnx-fast", "settings").stdout.split()
-    assert fast_settings[:2] == ["VARIANT=onnx-fast", "JPEG_DRAFT=true"]
-    assert set(_cli("get", "onnx", "settings").stdout.split()) == set(fast_settings[2:])
+    onnx_settings = _cli("get", "onnx", "settings").stdout.split()
+    assert set(fast_settings) == {*onnx_settings, "VARIANT=onnx-fast", "JPEG_DRAFT=true"}
     unknown = _cli("get", "tensorflow", "port")
     assert unknown.returncode == 2 and "unknown variant" in unknown.stderr
 

@@ -71,7 +71,7 @@ def registered() -> dict[str, Variant]:
 def test_onnx_fast_is_onnx_with_jpeg_draft_on_and_approximates_it() -> None:
     variants = registered()
     fast, onnx = variants["onnx-fast"], variants["onnx"]
-    assert fast.approximates == "onnx" and approximating(list(variants.values())) == [fast]
+    assert fast.approximates == "onnx" and fast in approximating(list(variants.values()))
     assert (fast.port, fast.compose_service, fast.compose_port_env) == (
         8004,
         "onnx-fast-serving",
