@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.analysis.slo_search import DEFAULT_SLO_MS
@@ -21,6 +22,24 @@ from bench.profiles import PROFILES, get_profile
 from bench.registry import RegistryError, baseline_of, load_registry
 from bench.results import RESULTS_ROOT
 from bench.runners.base import StartupError
+
+NO_BUDGET = "none"
+BUDGET_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _budget(text: str) -> float | str:
+    """Seconds from ``45m`` / ``1.5h`` / ``2700s`` / ``45`` (minutes), or ``none``."""
+    text = text.strip().lower()
+    if text == NO_BUDGET:
+        return NO_BUDGET
+    unit = BUDGET_UNITS.get(text[-1:])
+    try:
+        value = float(text[:-1] if unit else text) * (unit or 60.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 45m, 1.5h, 2700s or none, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the budget must be positive")
+    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -65,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--runner", choices=["auto", "local", "compose"], default="auto")
     compare.add_argument(
         "--variants",
-        help="comma-separated names, in column order (default: the profile's set, `profiles` in the registry)",
+        help="comma-separated names, in column order (default: the profile's set, see `profiles`)",
     )
     _add_registry_options(compare)
     compare.add_argument("--results-dir", type=Path, default=RESULTS_ROOT)
@@ -83,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--repeats", type=int)
     compare.add_argument("--startup-runs", type=int)
     compare.add_argument("--cold-runs", type=int)
+    compare.add_argument(
+        "--budget",
+        type=_budget,
+        help="wall-clock budget the run is sized to: 45m, 1.5h, 2700s, or none (run the sizes as given);"
+        " default: the profile's (full: 55m)",
+    )
     compare.add_argument("--accuracy-manifest", type=Path, default=DEFAULT_MANIFEST)
     compare.add_argument("--no-pin", action="store_true", help="do not pin services and generator to cores")
     analyses = compare.add_argument_group("analyses (defaults from the profile)")
@@ -137,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 slo_probes=args.slo_probes,
                 slo_probe_s=args.slo_probe_duration,
             )
+            if args.budget is not None:
+                profile = replace(profile, budget_s=None if args.budget == NO_BUDGET else args.budget)
             run_compare(
                 CompareOptions(
                     profile=profile,
@@ -152,13 +179,19 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         elif args.command == "report":
+            from rich.console import Console
+
+            from bench.compare import keep_screenshot
             from bench.report import render_report
             from bench.report.render import to_markdown
+            from bench.results import RunDir
 
             if not (args.run_dir / "run.json").is_file():
                 print(f"{args.run_dir}: no run.json, not a results directory", file=sys.stderr)
                 return 2
-            print(to_markdown(render_report(args.run_dir)))
+            table = render_report(args.run_dir)
+            keep_screenshot(RunDir(args.run_dir), Console(stderr=True))
+            print(to_markdown(table))
         else:
             variants = load_registry(args.variants_file, include_builtin=not args.no_builtin)
             baseline = baseline_of(variants).name

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.analyses import analysis_steps, common_open_rate, run_inprocess_jobs, run_service_analyses
+from bench.budget import fit_to_budget
 from bench.collectors.accuracy import DEFAULT_MANIFEST, measure_accuracy
 from bench.collectors.resources import summarize_samples, within_window
 from bench.collectors.startup import measure_startup
@@ -31,6 +32,7 @@ from bench.probe import get_json
 from bench.profiles import Profile
 from bench.registry import Variant, baseline_of, in_profile, load_registry, select_variants
 from bench.report import render_report
+from bench.report.browser import capture_if_available
 from bench.results import RESULTS_ROOT, RunDir, not_measured, write_json
 from bench.runners import (
     SKIPPED_VARIANTS_FILE,
@@ -98,6 +100,11 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     for skip in skipped:
         console.print(f"[yellow]skipped[/] {skip.name}: {skip.reason}")
     baseline = baseline_of(variants)
+    plan = fit_to_budget(profile, variants, profile.budget_s)
+    profile = plan.profile
+    console.print(f"estimated duration: {plan.estimate.describe()}; {plan.note}")
+    if not plan.fits:
+        console.print("[yellow]the run will likely exceed its budget[/]")
     main_runner.prepare(variants)  # fails here, before a results directory exists, when it cannot run them
     payloads = {variant.name: load_payload(profile.payload, variant.payload_format) for variant in variants}
     inprocess_payloads = [describe_payload(name, profile.payload) for name in profile.inprocess_payloads]
@@ -106,6 +113,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     run_info: dict[str, Any] = {
         "started_unix": time.time(),
         "profile": profile.to_dict(),
+        "plan": plan.to_dict(),
         "runner": {**main_runner.describe(), "chosen_because": runner_reason},
         "pinning": {"generator_cores": cores.generator, "service_cores": cores.service, "note": cores.note},
         "baseline": baseline.name,
@@ -175,11 +183,25 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
             advance(f"{variant.name}: approximation gates vs {variant.approximates}")
 
     run_info["finished_unix"] = time.time()
+    run_info["plan"]["took_s"] = round(run_info["finished_unix"] - run_info["started_unix"], 1)
     write_json(run_dir.run_file, run_info)
     render_report(run_dir)
+    keep_screenshot(run_dir, console)
     run_dir.refresh_latest()
     console.print(f"report: {run_dir.report_file('md')}")
     return run_dir
+
+
+def keep_screenshot(run_dir: RunDir, console: Console) -> None:
+    """report.png: the page as headless Chromium shows it, when a browser is installed (a failure is said,
+    never fatal: the report files are already written)."""
+    try:
+        check = capture_if_available(run_dir.report_file("html"), run_dir.report_file("png"))
+    except Exception as error:
+        console.print(f"[yellow]no screenshot of the report[/]: {error}")
+        return
+    if check is not None and check.requests:
+        console.print(f"[yellow]report.html made network requests[/]: {check.requests}")
 
 
 def _run_analyses(
