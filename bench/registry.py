@@ -293,9 +293,8 @@ def derive_entry(entry: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     (``artifacts``, say). ``unset = ["NAME", ...]`` removes inherited settings or env variables (an allocator
     setting left at glibc's default, say)."""
     same_root = base.get("root") == entry.get("root")
-    inherited = {
-        key: value for key, value in (base if same_root else _anchored(base)).items() if key not in NOT_INHERITED
-    }
+    source = base if same_root else _anchored(base)
+    inherited = {key: value for key, value in source.items() if key not in NOT_INHERITED}
     derived = {**inherited, **{key: value for key, value in entry.items() if key != "unset"}}
     derived["settings"] = {**base.get("settings", {}), **entry.get("settings", {})}
     derived.setdefault("tests", {"run": False})
