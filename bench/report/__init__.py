@@ -1,4 +1,5 @@
-"""Raw run data -> one comparison table (aggregate) -> Markdown, CSV, JSON, HTML and PNG plots."""
+"""Raw run data -> one comparison table (aggregate) -> a verdict ranking the variants (verdict) above the
+detail table -> Markdown, CSV, JSON, HTML and PNG plots."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.table import Table
+from bench.report.verdict import NOT_MEASURED, Basis, Verdict, VerdictRow, finite
 
 ARROWS = {"higher": " ↑", "lower": " ↓", None: ""}
 
@@ -88,3 +89,69 @@ def context_lines(table: Table) -> list[str]:
 
 def skipped_lines(table: Table) -> list[str]:
     return [f"{skipped.name}: {skipped.reason}" for skipped in table.skipped]
+
+
+GLANCE = "glance"  # the plot right after the verdict (plots/glance.png)
+GLANCE_ALT = "closed-loop throughput vs p99 latency, one line per variant through its concurrency levels"
+
+
+def _shown_levels(verdict: Verdict) -> list[int]:
+    """The req/s columns besides the ranking figure (which already is the top level's in the quick case)."""
+    rule = verdict.rule
+    return [users for users in rule.levels if rule.basis is Basis.SLO or f"c{users}.rps" != rule.keys[0]]
+
+
+def verdict_header(verdict: Verdict) -> list[str]:
+    rule = verdict.rule
+    p99 = "p99 ms at that rate" if rule.basis is Basis.SLO else f"p99 ms at c{rule.top_level or '?'}"
+    rss = f"RSS MB (peak at {verdict.rss_key.split('.')[0]})" if verdict.rss_key else "RSS MB"
+    size = "image MB" if verdict.size_label == "image" else "deps MB"
+    return [
+        "rank",
+        "variant",
+        rule.label,
+        *[f"c{users} req/s" for users in _shown_levels(verdict)],
+        p99,
+        f"× {verdict.baseline}",
+        rss,
+        "ready s",
+        size,
+        "top-1 %",
+        "cores",
+        "where the time goes",
+        "flags",
+    ]
+
+
+def _rank_text(row: VerdictRow) -> str:
+    if row.rank is None:
+        return "—"
+    return f"{row.rank} (tie)" if row.tied else str(row.rank)
+
+
+def _figure_text(row: VerdictRow) -> str:
+    if finite(row.figure):
+        return format_number(row.figure)
+    return NOT_MEASURED if row.missing in ("", NOT_MEASURED) else f"{NOT_MEASURED} ({row.missing})"
+
+
+def verdict_lines(verdict: Verdict) -> list[list[str]]:
+    """One line of texts per variant, in rank order, under :func:`verdict_header`."""
+    return [
+        [
+            _rank_text(row),
+            (f"{row.variant} (baseline)" if row.is_baseline else row.variant) + (" ⚠" if row.flags else ""),
+            _figure_text(row),
+            *[format_number(row.rps[users]) for users in _shown_levels(verdict)],
+            format_number(row.p99_ms),
+            "n/a" if math.isnan(row.ratio) else f"{row.ratio:.2f}",
+            format_number(row.rss_mb),
+            format_number(row.ready_s),
+            format_number(row.size_mb),
+            format_number(row.top1_pct),
+            row.cores.text,
+            row.time_goes,
+            "⚠ " + "; ".join(row.flags) if row.flags else "",
+        ]
+        for row in verdict.rows
+    ]

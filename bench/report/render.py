@@ -1,4 +1,5 @@
-"""The one table in Markdown, CSV and JSON, written from the tabulated frame (HTML: ``html.py``)."""
+"""The verdict and the one table in Markdown, CSV (the table only) and JSON, written from the tabulated frame
+(HTML: ``html.py``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,49 @@ from typing import Any
 import pandas as pd
 
 from bench.report.html import to_html
-from bench.report.layout import context_lines, header, sections, skipped_lines, title
+from bench.report.layout import (
+    GLANCE,
+    GLANCE_ALT,
+    context_lines,
+    header,
+    sections,
+    skipped_lines,
+    title,
+    verdict_header,
+    verdict_lines,
+)
 from bench.report.table import Table
+from bench.report.verdict import Verdict, build_verdict
 from bench.results import RunDir, write_json
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |"
+
+
+def verdict_markdown(verdict: Verdict) -> list[str]:
+    columns = verdict_header(verdict)
+    return [
+        "## Verdict",
+        "",
+        verdict.rule.text,
+        "",
+        _markdown_row(columns),
+        "|" + "|".join(["---"] * len(columns)) + "|",
+        *[_markdown_row(line) for line in verdict_lines(verdict)],
+        "",
+        f"![{GLANCE_ALT}](plots/{GLANCE}.png)",
+    ]
 
 
 def to_markdown(table: Table) -> str:
     columns = header(table)
     lines = [f"# {title(table)}", "", *[f"- {line}" for line in context_lines(table)], ""]
+    lines += [*verdict_markdown(build_verdict(table)), "", "## Detail", ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
     for section, rows in sections(table):
         lines.append(f"| **{section}** |" + " |" * (len(columns) - 1))
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+        lines += [_markdown_row(row) for row in rows]
     if table.skipped:
         lines += ["", "Skipped variants:", *[f"- {line}" for line in skipped_lines(table)]]
     lines += ["", "Notes:", *[f"- {note}" for note in table.notes]]
@@ -75,6 +107,54 @@ def _cell_json(line: Any) -> dict[str, Any]:
     }
 
 
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def verdict_json(verdict: Verdict) -> dict[str, Any]:
+    rule = verdict.rule
+    return {
+        "rule": rule.text,
+        "basis": rule.basis.value,
+        "ranking_row": rule.keys[0] if rule.keys else None,
+        "tie_breaker_rows": list(rule.keys[1:]),
+        "p99_row": rule.p99_key,
+        "rss_row": verdict.rss_key,
+        "size_row": verdict.size_key,
+        "size": verdict.size_label,
+        "baseline": verdict.baseline,
+        "rows": [
+            {
+                "rank": row.rank,
+                "tied": row.tied,
+                "variant": row.variant,
+                "baseline": row.is_baseline,
+                "measured": math.isfinite(row.figure),
+                "ranking_figure": _number(row.figure),
+                "not_measured_reason": row.missing or None,
+                "rps": {f"c{users}": _number(value) for users, value in row.rps.items()},
+                "p99_ms": _number(row.p99_ms),
+                "ratio_to_baseline": _number(row.ratio),
+                "rss_mb": _number(row.rss_mb),
+                "ready_s": _number(row.ready_s),
+                "size_mb": _number(row.size_mb),
+                "top1_pct": _number(row.top1_pct),
+                "cores": {
+                    "count": row.cores.count,
+                    "workers": row.cores.workers,
+                    "threads": row.cores.threads,
+                    "pinned": row.cores.pinned,
+                    "external": row.cores.external,
+                    "text": row.cores.text,
+                },
+                "time_goes": row.time_goes,
+                "flags": list(row.flags),
+            }
+            for row in verdict.rows
+        ],
+    }
+
+
 def to_json(table: Table) -> dict[str, Any]:
     rows = []
     for _, lines in table.frame.groupby("row", sort=True):
@@ -92,6 +172,7 @@ def to_json(table: Table) -> dict[str, Any]:
         )
     return {
         "title": title(table),
+        "verdict": verdict_json(build_verdict(table)),
         "baseline": table.baseline,
         "variants": table.variants,
         "rows": rows,

@@ -174,7 +174,7 @@ def test_every_output_is_written_and_consistent(run_dir: RunDir) -> None:
     assert [row["key"] for row in report["rows"]] == [row.key for row in table.rows]
     assert report["rows"][0]["cells"]["a"]["n"] == 2
     html = run_dir.report_file("html").read_text()
-    assert html.count("data:image/png;base64,") == 3
-    for name in ("throughput", "latency_percentiles", "startup"):
+    assert html.count("data:image/png;base64,") == 4
+    for name in ("glance", "throughput", "latency_percentiles", "startup"):
         assert (run_dir.plots_dir / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert not any(isinstance(v, float) and math.isnan(v) for v in report["rows"][0]["cells"]["a"].values())

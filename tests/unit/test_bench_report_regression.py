@@ -8,7 +8,8 @@ Regenerating the expectations after an intended change of the report:
 ``.venv/bin/python tests/unit/test_bench_report_regression.py`` rewrites ``expected_report.*`` from the
 current code, and refuses when a row already expected changed or moved (only added rows are accepted). Added
 so far: ``efficiency.c1``, the ``inprocess.<payload>.*`` floor rows (not measured in this run, recorded before
-floors) and the ``target.*`` rows (issue 11).
+floors), the ``target.*`` rows (issue 11) and ``slo.p99_at_max`` (the verdict's p99 at the SLO rate).
+The verdict above the table (Markdown, HTML) and report.json's ``verdict`` are regenerated with it.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ def test_markdown_and_csv_are_byte_for_byte_those_of_the_old_report(run_dir: Run
     assert markdown == (FIXTURE / "expected_report.md").read_text()
     assert run_dir.report_file("csv").read_bytes() == (FIXTURE / "expected_report.csv").read_bytes()
     html = run_dir.report_file("html").read_text()  # the same rows, from the Jinja2 template
-    assert html.count('<tr class="section">') == markdown.count("| **") == 11
-    assert html.count("<tr>") == len(table.rows) + 1 and "Skipped variants" not in html  # + the header
+    detail = html[html.index('<table id="detail">') :]
+    assert detail.count('<tr class="section">') == markdown.count("| **") == 11
+    assert detail.count("<tr>") == len(table.rows) + 1 and "Skipped variants" not in html  # + the header
+    verdict = html[html.index('<table id="verdict">') : html.index('<table id="detail">')]
+    assert verdict.count("<tbody>") == 1 and verdict.split("<tbody>")[1].count("<tr") == len(table.variants)
 
 
 def test_structured_flags_carry_code_severity_and_where(run_dir: RunDir) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from bench.analysis.queueing import max_rate_under_slo, predicted_quantile_ms
 from bench.load.arrivals import LATE_AFTER_MS
 from bench.records import RunRecords, VariantRecords
 from bench.records.derived import QUEUEING_MODEL, finite, open_value, servers, service_time_ms
+from bench.records.models import SloSearch
 from bench.report.flags import FlagCode, info, warning
 from bench.report.sections.common import RowSpec, missing, spec_rows
 from bench.report.table import Cell, Row
@@ -67,6 +70,7 @@ def slo_section(run: RunRecords) -> list[Row]:
     section = f"max sustainable throughput under the SLO p99 <= {slo_ms:g} ms (Poisson, bounded bisection)"
     specs: list[RowSpec] = [
         ("slo.max_rps", "max requests/s with p99 within the SLO", "req/s", "higher"),
+        ("slo.p99_at_max", "p99 at that rate (its probe)", "ms", "lower"),
         ("slo.probes", "probes run (repeats of unstable ones included)", "count", None),
         ("slo.model_max_rps", f"queueing model {QUEUEING_MODEL} prediction", "req/s", None),
     ]
@@ -80,6 +84,8 @@ def slo_section(run: RunRecords) -> list[Row]:
         if key == "slo.max_rps":
             flag = warning(FlagCode.SLO_SEARCH, "; ".join(search.flags)) if search.flags else None
             return Cell(values=[search.max_rps], flag=flag)
+        if key == "slo.p99_at_max":
+            return _p99_at_max_cell(search)
         if key == "slo.probes":
             return Cell(values=[float(sum(probe.attempts for probe in search.probes))])
         service_ms = service_time_ms(records)
@@ -88,3 +94,15 @@ def slo_section(run: RunRecords) -> list[Row]:
         return Cell(values=[max_rate_under_slo(QUEUEING_MODEL, service_ms, slo_ms, servers(records))])
 
     return spec_rows(run, section, specs, cell, "one search")
+
+
+def _p99_at_max_cell(search: SloSearch) -> Cell:
+    """The p99 the search measured at the rate it reports (max_rps is the rate of a passing probe)."""
+    if search.max_rps <= 0:
+        return Cell(text="n/a (the SLO was missed already at the lowest rate probed)")
+    at_max = [
+        probe.p99_ms
+        for probe in search.probes
+        if math.isclose(probe.rate, search.max_rps) and finite(probe.p99_ms)
+    ]
+    return Cell(values=[at_max[-1]]) if at_max else Cell(text="n/a (no probe at that rate)")
