@@ -54,6 +54,7 @@ def open_loop_spec(service: Service, payload: Payload, rate: float, warmup_s: fl
         predict_path=service.variant.predict_path,
         payload_image=str(payload.source),
         payload_format=service.variant.payload_format.value,
+        oip_input=service.variant.oip_input,
         users=1,
         warmup_s=warmup_s,
         duration_s=duration_s,

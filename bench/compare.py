@@ -106,7 +106,10 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     if not plan.fits:
         console.print("[yellow]the run will likely exceed its budget[/]")
     main_runner.prepare(variants)  # fails here, before a results directory exists, when it cannot run them
-    payloads = {variant.name: load_payload(profile.payload, variant.payload_format) for variant in variants}
+    payloads = {
+        variant.name: load_payload(profile.payload, variant.payload_format, oip_input=variant.oip_input)
+        for variant in variants
+    }
     inprocess_payloads = [describe_payload(name, profile.payload) for name in profile.inprocess_payloads]
     run_dir = RunDir.create(options.results_root)
     write_json(run_dir.root / "raw" / SKIPPED_VARIANTS_FILE, [skip._asdict() for skip in skipped])
@@ -274,6 +277,7 @@ def _measure_level(
         predict_path=service.variant.predict_path,
         payload_image=str(payload.source),
         payload_format=service.variant.payload_format.value,
+        oip_input=service.variant.oip_input,
         users=users,
         warmup_s=profile.warmup_s,
         duration_s=profile.duration_s,

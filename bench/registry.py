@@ -42,6 +42,12 @@ class PayloadFormat(StrEnum):
     JSON = "json"
     RAW = "raw"
     MULTIPART = "multipart"
+    OIP_V2 = "oip-v2"  # KServe Open Inference Protocol v2: a BYTES tensor, the image base64 in JSON
+    OIP_V2_BINARY = "oip-v2-binary"  # the same with the binary tensor data extension (raw bytes after JSON)
+
+    @property
+    def is_oip(self) -> bool:
+        return self in {PayloadFormat.OIP_V2, PayloadFormat.OIP_V2_BINARY}
 
 
 def placeholders(*, root: Path, port: int | None = None) -> dict[str, str]:
@@ -148,6 +154,12 @@ class Variant(BaseModel):
     predict_path: str = "/predict"
     info_path: str | None = "/info"
     payload_format: PayloadFormat = PayloadFormat.JSON
+    oip_model: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="OIP formats: the model name"
+    )
+    oip_input: str | None = Field(
+        default=None, min_length=1, description="OIP formats: the BYTES input the encoded image is sent in"
+    )
     compose_service: str | None = None
     compose_port_env: str | None = Field(
         default=None,
@@ -198,6 +210,15 @@ class Variant(BaseModel):
             data = {**data, "local": local}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _oip_paths_default_to_the_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and str(data.get("payload_format", "")).startswith("oip-"):
+            model = f"/v2/models/{data.get('oip_model')}"
+            defaults = {"predict_path": f"{model}/infer", "ready_path": f"{model}/ready", "info_path": model}
+            data = {**defaults, **data}
+        return data
+
     @field_validator("settings")
     @classmethod
     def _settings_are_plain_words(cls, settings: dict[str, str]) -> dict[str, str]:
@@ -216,6 +237,10 @@ class Variant(BaseModel):
             raise ValueError("needs `port` unless it gives `url`")
         if self.approximates is not None and (self.approximates == self.name or self.in_process is None):
             raise ValueError("`approximates` names another variant and needs `[variant.in_process]`")
+        if self.payload_format.is_oip and (self.oip_model is None or self.oip_input is None):
+            raise ValueError(f"payload_format {self.payload_format} needs `oip_model` and `oip_input`")
+        if not self.payload_format.is_oip and (self.oip_model or self.oip_input):
+            raise ValueError("`oip_model` and `oip_input` apply only to the oip-v2 payload formats")
         return self
 
     @field_validator("url")

@@ -1,6 +1,7 @@
 """``create_app(predictor_factory, settings)``: the FastAPI app every Python variant serves.
 
-The app is the routes (``serving_core.routes``; the request path itself is ``serving_core.request_path``),
+The app is the routes (``serving_core.routes``; the request path itself is ``serving_core.request_path``;
+the KServe Open Inference Protocol v2 under ``/v2``, ``serving_core.oip``),
 the shared state they read (``serving_core.state.ServingApp``), the error handlers, the middleware (body
 limit, in-flight limit, access log, request metrics) and the background tasks of the lifespan: the first
 model load, reloads requested through another worker, and process metrics.
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from serving_core import metrics
 from serving_core.errors import install_error_handlers
 from serving_core.middleware import ServingMiddleware
+from serving_core.oip.router import oip_router
 from serving_core.predictor import PredictorFactory
 from serving_core.routes import operations
 from serving_core.routes.predict import predict_router
@@ -62,5 +64,6 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
         ServingMiddleware, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight
     )
     app.include_router(predict_router(settings.max_batch_items))
+    app.include_router(oip_router())
     app.include_router(operations.router)
     return app

@@ -164,6 +164,20 @@ def _check_batch_size(count: int, max_items: int) -> None:
         raise SchemaError(f"a batch holds at most {max_items} images (MAX_BATCH_ITEMS), got {count}")
 
 
+def check_image_size(width: int, height: int, limits: DecodeLimits) -> None:
+    """The pixel and aspect-ratio limits of one image, from its dimensions alone (header or tensor shape)."""
+    if width * height > limits.max_image_pixels:
+        raise ImageTooLargeError(
+            f"image of {width}x{height} = {width * height} pixels exceeds the limit of "
+            f"{limits.max_image_pixels} (MAX_IMAGE_PIXELS)"
+        )
+    if width < 1 or height < 1 or max(width, height) / min(width, height) > limits.max_aspect_ratio:
+        raise ImageDecodeError(
+            f"image of {width}x{height} has an aspect ratio above "
+            f"{limits.max_aspect_ratio:g} (MAX_ASPECT_RATIO)"
+        )
+
+
 def decode_image(data: bytes, limits: DecodeLimits) -> np.ndarray:
     """Encoded JPEG/PNG/WebP bytes -> uint8 (H, W, 3) RGB; the pixel limit is checked from the header.
 
@@ -179,16 +193,7 @@ def decode_image(data: bytes, limits: DecodeLimits) -> np.ndarray:
         raise ImageDecodeError("the bytes are not a JPEG, PNG or WebP image Pillow can read") from None
     with image:
         width, height = image.size
-        if width * height > limits.max_image_pixels:
-            raise ImageTooLargeError(
-                f"image of {width}x{height} = {width * height} pixels exceeds the limit of "
-                f"{limits.max_image_pixels} (MAX_IMAGE_PIXELS)"
-            )
-        if width < 1 or height < 1 or max(width, height) / min(width, height) > limits.max_aspect_ratio:
-            raise ImageDecodeError(
-                f"image of {width}x{height} has an aspect ratio above "
-                f"{limits.max_aspect_ratio:g} (MAX_ASPECT_RATIO)"
-            )
+        check_image_size(width, height, limits)
         is_jpeg = image.format == "JPEG"
         min_side = limits.draft_min_side or 0
         scale = jpeg.draft_scale(width, height, min_side) if is_jpeg else 1

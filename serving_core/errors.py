@@ -1,4 +1,8 @@
-"""One JSON error shape, ``{"error": {"code", "message"}}``, for every failure, with no stack traces."""
+"""One JSON error shape, ``{"error": {"code", "message"}}``, for every failure, with no stack traces.
+
+The one exception is the KServe Open Inference Protocol under ``/v2``, whose error object is a bare string,
+``{"error": "<message>"}`` (``serving_core.oip``): ``error_response_for`` picks the shape from the path.
+"""
 
 from __future__ import annotations
 
@@ -102,6 +106,22 @@ def error_response(
     return JSONResponse(error_body(code, message), status_code=status_code, headers=headers)
 
 
+OIP_PATH_PREFIX = "/v2"
+
+
+def is_oip_path(path: str) -> bool:
+    return path == OIP_PATH_PREFIX or path.startswith(OIP_PATH_PREFIX + "/")
+
+
+def error_response_for(
+    path: str, status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The error in the shape of the protocol that ``path`` belongs to."""
+    if is_oip_path(path):
+        return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+    return error_response(status_code, code, message, headers)
+
+
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
@@ -120,19 +140,21 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
-    async def _serving_error(_: Request, exc: ServingError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
+        return error_response_for(request.scope["path"], exc.status_code, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        return error_response_for(request.scope["path"], exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "validation_error", _describe_validation(exc))
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response_for(request.scope["path"], 422, "validation_error", _describe_validation(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "internal server error (details are in the service log)")
+        message = "internal server error (details are in the service log)"
+        return error_response_for(request.scope["path"], 500, "internal_error", message)

@@ -14,14 +14,17 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving_core import metrics
-from serving_core.errors import PayloadTooLargeError, error_response
+from serving_core.errors import PayloadTooLargeError, error_response_for
 from serving_core.jsonlog import request_id_var
 
 log = logging.getLogger("serving_core.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-LIMITED_PREFIX = "/predict"
+# The inference routes: the native ones and their /infer aliases, and the OIP's /v2/models/.../infer.
+LIMITED_PREFIXES = ("/predict", "/infer")
+OIP_MODELS_PREFIX = "/v2/models/"
+OIP_INFER_SUFFIX = "/infer"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -29,6 +32,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def is_admission_controlled(path: str) -> bool:
+    """The paths that count against MAX_IN_FLIGHT: every route that runs an inference, none that probes."""
+    return path.startswith(LIMITED_PREFIXES) or (
+        path.startswith(OIP_MODELS_PREFIX) and path.endswith(OIP_INFER_SUFFIX)
+    )
 
 
 def _route_label(scope: Scope) -> str:
@@ -59,7 +69,7 @@ class ServingMiddleware:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
-        limited = scope["path"].startswith(LIMITED_PREFIX)
+        limited = is_admission_controlled(scope["path"])
         try:
             if limited and self.max_in_flight and self.in_flight >= self.max_in_flight:
                 metrics.REJECTED.labels("overloaded").inc()
@@ -133,7 +143,7 @@ class ServingMiddleware:
         message: str,
         headers: dict[str, Any] | None = None,
     ) -> None:
-        response = error_response(status, code, message, headers)
+        response = error_response_for(scope["path"], status, code, message, headers)
         await response(scope, receive, send)
 
 

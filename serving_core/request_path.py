@@ -1,6 +1,9 @@
 """The request path of ``/predict`` and ``/predict/batch``, top to bottom: parse the body -> decode it within
 the limits -> ``predictor.predict`` (one batched call) -> the typed response with its timings.
 
+The two timed steps in the middle, ``decode_timed`` and ``infer_timed``, are also the steps of every other
+protocol the service speaks (``serving_core.oip``): the same executor, limits, predictor call and timings.
+
 It is public so that whatever measures the service's own code (the bench's in-process ceiling) runs exactly
 what the routes run. Where the blocking work runs is the caller's choice, an ``Executor``: the service moves
 decode and inference to worker threads bounded by its limiters (``ThreadExecutor``) so the event loop keeps
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import anyio
@@ -116,10 +120,36 @@ def _milliseconds(since: float) -> float:
     return round((time.perf_counter() - since) * 1000.0, 3)
 
 
-def _decode_timed(data: bytes, limits: decode.DecodeLimits) -> tuple[np.ndarray, float]:
-    started = time.perf_counter()
-    image = decode.decode_image(data, limits)
-    return image, _milliseconds(started)
+async def decode_timed(executor: Executor, work: Callable[[], T]) -> tuple[T, float]:
+    """``work`` (body -> pixels) on the executor's decode slot; milliseconds of the work itself."""
+
+    def timed() -> tuple[T, float]:
+        started = time.perf_counter()
+        result = work()
+        return result, _milliseconds(started)
+
+    return await executor.decode(timed)
+
+
+@dataclass(frozen=True)
+class Inferred:
+    probabilities: np.ndarray
+    """(len(images), num_classes) softmax rows, in the order of the images."""
+    timings: Timings
+
+
+async def infer_timed(
+    executor: Executor, predictor: Predictor, images: Sequence[np.ndarray], started: float, decode_ms: float
+) -> Inferred:
+    """One batched ``predictor.predict`` of decoded images; ``timings.total`` counts from ``started``."""
+    output = await executor.infer(predictor, images)
+    timings = Timings(
+        decode=decode_ms,
+        preprocess=round(output.preprocess_ms, 3),
+        inference=round(output.inference_ms, 3),
+        total=_milliseconds(started),
+    )
+    return Inferred(output.probabilities, timings)
 
 
 async def predict_one(
@@ -133,16 +163,10 @@ async def predict_one(
     started = time.perf_counter()
     parsed = await decode.read_single(request, settings.max_body_bytes, query_top_k)
     limits = decode_limits(settings, predictor)
-    image, decode_ms = await executor.decode(lambda: _decode_timed(parsed.image.data, limits))
+    image, decode_ms = await decode_timed(executor, lambda: decode.decode_image(parsed.image.data, limits))
     wanted = resolve_top_k(settings, parsed.top_k, predictor)
-    output = await executor.infer(predictor, [image])
-    timings = Timings(
-        decode=decode_ms,
-        preprocess=round(output.preprocess_ms, 3),
-        inference=round(output.inference_ms, 3),
-        total=_milliseconds(started),
-    )
-    return prediction(output.probabilities[0], predictor, settings.variant, wanted, timings)
+    inferred = await infer_timed(executor, predictor, [image], started, decode_ms)
+    return prediction(inferred.probabilities[0], predictor, settings.variant, wanted, inferred.timings)
 
 
 async def predict_many(
@@ -158,8 +182,7 @@ async def predict_many(
     wanted = resolve_top_k(settings, parsed.top_k, predictor)
     limits = decode_limits(settings, predictor)
 
-    def decode_all() -> tuple[list[np.ndarray | ServingError], float]:
-        decode_started = time.perf_counter()
+    def decode_all() -> list[np.ndarray | ServingError]:
         decoded: list[np.ndarray | ServingError] = []
         for item in parsed.images:
             if isinstance(item, ServingError):
@@ -169,22 +192,17 @@ async def predict_many(
                 decoded.append(decode.decode_image(item.data, limits))
             except ServingError as exc:
                 decoded.append(exc)
-        return decoded, _milliseconds(decode_started)
+        return decoded
 
-    decoded, decode_ms = await executor.decode(decode_all)
+    decoded, decode_ms = await decode_timed(executor, decode_all)
     good = [(index, image) for index, image in enumerate(decoded) if isinstance(image, np.ndarray)]
     rows: dict[int, np.ndarray] = {}
-    preprocess_ms = inference_ms = 0.0
     if good:
-        output = await executor.infer(predictor, [image for _, image in good])
-        rows = {index: output.probabilities[row] for row, (index, _) in enumerate(good)}
-        preprocess_ms, inference_ms = output.preprocess_ms, output.inference_ms
-    timings = Timings(
-        decode=decode_ms,
-        preprocess=round(preprocess_ms, 3),
-        inference=round(inference_ms, 3),
-        total=_milliseconds(started),
-    )
+        inferred = await infer_timed(executor, predictor, [image for _, image in good], started, decode_ms)
+        rows = {index: inferred.probabilities[row] for row, (index, _) in enumerate(good)}
+        timings = inferred.timings
+    else:
+        timings = Timings(decode=decode_ms, preprocess=0.0, inference=0.0, total=_milliseconds(started))
     results = []
     for index, item in enumerate(decoded):
         filename = getattr(parsed.images[index], "filename", None)

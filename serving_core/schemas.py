@@ -101,6 +101,11 @@ class ReadyResponse(BaseModel):
 
 class InfoResponse(BaseModel):
     variant: str
+    protocols: list[str] = Field(
+        default_factory=list,
+        description="the APIs served: 'predict' (/predict, /infer) and 'kserve-v2' (the Open Inference "
+        "Protocol v2 under /v2)",
+    )
     runtime: dict[str, Any]
     versions: dict[str, str]
     model_hash: str | None

@@ -265,7 +265,7 @@ def run_process(
     if variant.local is None:
         raise SystemExit(f"{variant.name}: no [variant.local] section, cannot be started")
     port = free_port()
-    payload = load_payload(payload_image, variant.payload_format)
+    payload = load_payload(payload_image, variant.payload_format, oip_input=variant.oip_input)
     log_path = log_dir / f"{variant.name}-{port}.log"
     process = spawn_local(variant, port, log_path, cores, extra_env=extra_env)
     env_additions = {**variant.local.render(port=port, root=variant.root)[1], **extra_env}  # for the record

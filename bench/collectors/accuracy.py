@@ -1,4 +1,9 @@
-"""Top-1 accuracy over HTTP on the labelled held-out images, exactly as a client would see it."""
+"""Top-1 accuracy over HTTP on the labelled held-out images, exactly as a client would see it.
+
+The predicted class is the answer's ``class_index`` (the native contract) or, for the OIP formats, the argmax
+of the probabilities the server returns (``bench.payloads.predicted_class``): an index in the model card's
+class order, which the manifest's labels follow.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,7 @@ from typing import Any
 import httpx
 
 from bench.collectors.target import ServiceHandle
-from bench.payloads import IMAGES_DIR, encode_image
-from bench.probe import timed_post
+from bench.payloads import IMAGES_DIR, encode_image, predicted_class
 from bench.results import not_measured
 
 DEFAULT_MANIFEST = IMAGES_DIR / "digits" / "manifest.json"
@@ -20,18 +24,26 @@ def measure_accuracy(service: ServiceHandle, manifest_path: Path = DEFAULT_MANIF
     if not manifest_path.is_file():
         return not_measured(f"{manifest_path} missing (run `make images`)")
     entries = json.loads(manifest_path.read_text())["images"]
-    url = service.url(service.variant.predict_path)
+    variant = service.variant
+    url = service.url(variant.predict_path)
     correct, errors = 0, 0
     mistakes: list[dict[str, Any]] = []
     with httpx.Client(timeout=60.0) as client:
         for entry in entries:
             image_path = manifest_path.parent / entry["file"]
             body, headers = encode_image(
-                image_path.read_bytes(), image_path.name, service.variant.payload_format
+                image_path.read_bytes(), image_path.name, variant.payload_format, oip_input=variant.oip_input
             )
-            answer = timed_post(client, url, body, headers)
-            predicted = answer.body.get("class_index") if isinstance(answer.body, dict) else None
-            if answer.status_code != 200 or predicted is None:
+            try:
+                answer = client.post(url, content=body, headers=headers)
+            except httpx.TransportError as error:  # a reset connection is a failed answer, not the end
+                errors += 1
+                mistakes.append({"file": entry["file"], "error": type(error).__name__})
+                continue
+            predicted = predicted_class(
+                variant.payload_format, answer.status_code, answer.headers, answer.content
+            )
+            if predicted is None:
                 errors += 1
                 mistakes.append({"file": entry["file"], "status": answer.status_code})
             elif predicted == entry["label"]:

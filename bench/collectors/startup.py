@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,7 @@ from typing import Any
 import httpx
 
 from bench.collectors.target import ServiceHandle, ServiceRunner
-from bench.payloads import Payload
-from bench.probe import timed_post
+from bench.payloads import Payload, predicted_class
 from bench.registry import Variant
 from bench.results import not_measured
 
@@ -21,10 +21,16 @@ class StartupMeasurementError(RuntimeError):
 
 
 def _predict_ms(client: httpx.Client, service: ServiceHandle, payload: Payload) -> float:
-    answer = timed_post(client, service.url(service.variant.predict_path), payload.body, payload.headers)
-    if answer.status_code != 200:
-        raise StartupMeasurementError(f"{service.variant.name}: predict answered HTTP {answer.status_code}")
-    return answer.elapsed_ms
+    """One request's latency; a failure unless it answers 200 with a prediction (in the variant's format)."""
+    variant = service.variant
+    started = time.perf_counter()
+    answer = client.post(service.url(variant.predict_path), content=payload.body, headers=payload.headers)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    if predicted_class(variant.payload_format, answer.status_code, answer.headers, answer.content) is None:
+        raise StartupMeasurementError(
+            f"{variant.name}: predict answered HTTP {answer.status_code} without a prediction"
+        )
+    return elapsed_ms
 
 
 def measure_startup(

@@ -84,7 +84,7 @@ def run_payload_jobs(
     """One repeat of the per-payload jobs: for each payload its ceiling, then its floor, a fresh process each
     (an external variant gets their n/a files)."""
     for name in payloads:
-        payload = load_payload(name, variant.payload_format)
+        payload = load_payload(name, variant.payload_format, oip_input=variant.oip_input)
         out_dir = inprocess_dir(
             run_dir, variant.name, repeat, name, payload_key(name) == payload_key(primary)
         )

@@ -67,6 +67,7 @@ def _configure_environment(spec: LoadSpec) -> None:
     os.environ["BENCH_PREDICT_PATH"] = spec.predict_path
     os.environ["BENCH_REQUEST_TIMEOUT_S"] = str(spec.request_timeout_s)
     os.environ["BENCH_MAX_IN_FLIGHT"] = str(spec.max_in_flight)
+    os.environ["BENCH_OIP_INPUT"] = spec.oip_input or ""
 
 
 def _measure(spec: LoadSpec, out_dir: Path) -> None:

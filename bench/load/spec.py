@@ -31,6 +31,7 @@ class LoadSpec:
     seed: int = 0  # open mode: the schedule's random seed
     max_in_flight: int = MAX_IN_FLIGHT  # open mode: cap on outstanding requests
     window_s: float | None = None  # open mode: stability window (default: a fifth of the duration)
+    oip_input: str | None = None  # the OIP payload formats: the input the image is sent in
 
 
 def cpu_percent(before: Any, after: Any, elapsed: float) -> float:

@@ -160,6 +160,10 @@ class ComposeRunner(Runner):
 
     # --- the run's lifecycle ---
 
+    def skip_reason(self, variant: Variant) -> str | None:
+        """A variant with no compose service (one run only as a local process) is skipped, not failed."""
+        return None if variant.compose_service else "no compose_service declared (local runner only)"
+
     def prepare(self, variants: list[Variant]) -> None:
         problems = self.unavailable(variants)
         if problems:

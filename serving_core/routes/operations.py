@@ -18,6 +18,9 @@ from serving_core.schemas import HealthResponse, InfoResponse, ReadyResponse, Re
 
 router = APIRouter()
 
+# What serving_core.app.create_app serves on every variant: the native contract and the KServe OIP v2.
+PROTOCOLS = ["predict", "kserve-v2"]
+
 
 def _library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
@@ -61,6 +64,7 @@ async def info(serving: Serving) -> InfoResponse:
     predictor = serving.models.predictor
     return InfoResponse(
         variant=settings.variant,
+        protocols=PROTOCOLS,
         runtime=predictor.describe() if predictor else {"loaded": False, "error": serving.models.load_error},
         versions={**_library_versions(), **(predictor.versions() if predictor else {})},
         model_hash=predictor.model_hash if predictor else None,

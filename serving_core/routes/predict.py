@@ -1,4 +1,5 @@
-"""``POST /predict`` (and ``/predict/``) and ``POST /predict/batch``."""
+"""``POST /predict`` (and ``/predict/``) and ``POST /predict/batch``, and their aliases ``POST /infer`` and
+``POST /infer/batch`` (the same handlers: every body form, the same answers)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,13 @@ def predict_router(max_batch_items: int) -> APIRouter:
         summary="Classify one image (JSON base64, raw image bytes, or multipart field 'file')",
     )
     @router.post("/predict/", include_in_schema=False)
+    @router.post(
+        "/infer",
+        response_model=PredictResponse,
+        responses=error_responses(400, 413, 415, 422, 503),
+        openapi_extra=_body_schema(PredictRequest, decode.SINGLE_FILE_FIELD),
+        summary="Alias of POST /predict",
+    )
     async def predict(request: Request, serving: Serving, top_k: TopKQuery = None) -> Response:
         predictor = serving.models.require()
         body = await request_path.predict_one(request, top_k, predictor, serving.settings, serving.executor)
@@ -59,6 +67,13 @@ def predict_router(max_batch_items: int) -> APIRouter:
         responses=error_responses(400, 413, 415, 422, 503),
         openapi_extra=_body_schema(BatchPredictRequest, decode.BATCH_FILE_FIELD, max_batch_items),
         summary="Classify several images in ONE batched inference call; a bad item gets its own error entry",
+    )
+    @router.post(
+        "/infer/batch",
+        response_model=BatchPredictResponse,
+        responses=error_responses(400, 413, 415, 422, 503),
+        openapi_extra=_body_schema(BatchPredictRequest, decode.BATCH_FILE_FIELD, max_batch_items),
+        summary="Alias of POST /predict/batch",
     )
     async def predict_batch(request: Request, serving: Serving, top_k: TopKQuery = None) -> Response:
         predictor = serving.models.require()
