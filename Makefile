@@ -35,7 +35,7 @@ CPU_STAMP := build/.cpu-fingerprint
 .PHONY: help setup model images artifacts compare report docker-images test test-fast lint format clean
 
 help:
-	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|full, RUNNER=auto|local|compose)"
+	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|frameworks|full, RUNNER=auto|local|compose)"
 	@echo "make test      the whole test suite (unit, live services, Docker when an engine answers)"
 	@echo "make model     retrain the default model on the scikit-learn digits (about 5 minutes on 2 cores)"
 	@echo "make artifacts export, fuse, optimize, quantize and validate the ONNX artifacts into $(ARTIFACTS_DIR)"

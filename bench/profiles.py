@@ -1,4 +1,5 @@
-"""Named measurement plans: `quick` (minutes for two variants on 2 cores) and `full` (anchor scale)."""
+"""Named measurement plans: `quick` (the trio in minutes), `frameworks` (serving frameworks, quick sizes)
+and `full` (every strategy at anchor scale, sized to an hour)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,18 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
+        concurrency_levels=(1, 8),
+        warmup_s=3.0,
+        duration_s=12.0,
+        requests_per_level=None,
+        repeats=2,
+        startup_runs=3,
+        cold_runs=2,
+    ),
+    # The serving frameworks (Ray Serve, BentoML, MLServer) against the plain services on the same runtime, at
+    # the quick profile's sizes: what a framework's own request handling costs.
+    "frameworks": Profile(
+        name="frameworks",
         concurrency_levels=(1, 8),
         warmup_s=3.0,
         duration_s=12.0,
