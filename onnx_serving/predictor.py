@@ -1,8 +1,6 @@
 """OnnxPredictor: uint8 (N, H, W, 3) images into the fused graph, which does the preprocessing itself.
 
-Batching: images of the same height and width go into one ``session.run`` as one ``[N, H, W, 3]`` tensor; a
-batch of mixed sizes runs one call per distinct size (the fused graph resizes per call, so it cannot take
-ragged input), and the rows are put back in request order.
+Batching: one ``session.run`` per distinct image size (``serving_core.predictor.same_size_batches``).
 
 CPU check: the default artifact is optimized at ORT's ``all`` level, whose NCHWc layout nodes are specific to
 the CPU that built it. When ``manifest.json`` marks the artifact hardware specific and this CPU's fingerprint
@@ -35,18 +33,17 @@ from artifact_contract.session import open_session
 from model_zoo.card import sha256_of
 from onnx_serving.settings import OnnxServingSettings
 from serving_core.errors import ModelLoadError
-from serving_core.predictor import BatchOutput, LoadedModel, OperatorProfile, Predictor, card_or_error
+from serving_core.predictor import (
+    BatchOutput,
+    LoadedModel,
+    OperatorProfile,
+    Predictor,
+    card_or_error,
+    refuse_unaccepted,
+    same_size_batches,
+)
 
 PROFILER = "onnxruntime enable_profiling (kernel time by op type)"
-
-
-def _check_status(model_path: Path, entry: ServedArtifact | None) -> None:
-    """Refuse an artifact the build's validation rejected."""
-    status = entry.status if entry is not None else None
-    if status is not None and status != "accepted":
-        raise ModelLoadError(
-            f"{model_path.name} is marked '{status}' in {MANIFEST_FILE}; refusing to serve it"
-        )
 
 
 def _check_cpu(model_path: Path, entry: ServedArtifact | None) -> bool:
@@ -106,7 +103,7 @@ class OnnxPredictor(Predictor):
             )
         card = card_or_error(self.settings.model_card or model_path.with_name(CARD_FILE))
         entry = served_artifact(model_path)
-        _check_status(model_path, entry)
+        refuse_unaccepted(model_path, entry.status if entry is not None else None, MANIFEST_FILE)
         hardware_specific = _check_cpu(model_path, entry)
         session = open_session(model_path, self.settings.threads, self.settings.inter_op_threads)
         _check_interface(session, card.num_classes, model_path.name)
@@ -130,18 +127,7 @@ class OnnxPredictor(Predictor):
 
     def _predict(self, images: Sequence[np.ndarray]) -> BatchOutput:
         started = time.perf_counter()
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for index, image in enumerate(images):
-            groups[image.shape].append(index)
-        batches = [
-            (
-                indices,
-                images[indices[0]][np.newaxis]
-                if len(indices) == 1
-                else np.stack([images[i] for i in indices]),
-            )
-            for indices in groups.values()
-        ]
+        batches = same_size_batches(images)
         arranged = time.perf_counter()
         probabilities = np.empty((len(images), len(self.loaded.card.labels)), dtype=np.float32)
         for indices, tensor in batches:

@@ -154,6 +154,31 @@ class Predictor(abc.ABC):
 PredictorFactory = Callable[[ServingSettings], Predictor]
 
 
+def same_size_batches(images: Sequence[np.ndarray]) -> list[tuple[list[int], np.ndarray]]:
+    """The images grouped by shape, each group one ``[N, H, W, 3]`` tensor with the request indices of its
+    rows, in order of first appearance: a graph that resizes per call (a fused one) cannot take ragged input,
+    so a batch of mixed sizes runs one call per distinct size and the rows are put back in request order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(image.shape, []).append(index)
+    return [
+        (
+            indices,
+            images[indices[0]][np.newaxis] if len(indices) == 1 else np.stack([images[i] for i in indices]),
+        )
+        for indices in groups.values()
+    ]
+
+
+def refuse_unaccepted(model_path: Path, status: str | None, manifest_name: str) -> None:
+    """Refuse an artifact the build's validation did not accept (``status`` from its manifest entry; None: no
+    gate applies to the file)."""
+    if status is not None and status != "accepted":
+        raise ModelLoadError(
+            f"{model_path.name} is marked '{status}' in {manifest_name}; refusing to serve it"
+        )
+
+
 def card_or_error(path: Path) -> ModelCard:
     if not path.is_file():
         raise ModelLoadError(f"model card {path.name} not found")

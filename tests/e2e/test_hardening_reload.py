@@ -136,9 +136,22 @@ def _onnx_artifacts(source: Path, directory: Path) -> Artifacts:
     return Artifacts("ONNX_MODEL", model_path, refusals, renew)
 
 
+def _openvino_artifacts(source: Path, directory: Path) -> Artifacts:
+    """The same kind of file as ONNX_MODEL (a fused ONNX graph); only OpenVINO's reason for a corrupt one
+    differs from ONNX Runtime's."""
+    artifacts = _onnx_artifacts(source, directory)
+    install, _ = artifacts.refusals["corrupt"]
+    artifacts.refusals["corrupt"] = (install, f"cannot read {source.name} as an ONNX model")
+    return artifacts
+
+
 # How to renew and break a served artifact, by the variable that names it (a variant's [variant.tests]
 # artifact_env); the variants come from the registry.
-ARTIFACT_KINDS = {"MODEL_CHECKPOINT": _torch_artifacts, "ONNX_MODEL": _onnx_artifacts}
+ARTIFACT_KINDS = {
+    "MODEL_CHECKPOINT": _torch_artifacts,
+    "ONNX_MODEL": _onnx_artifacts,
+    "OPENVINO_MODEL": _openvino_artifacts,
+}
 VARIANTS = list(local_variants())
 
 

@@ -221,12 +221,12 @@ def _cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
 
 def test_query_cli_answers_the_shell_scripts() -> None:
     assert _cli("names").stdout.split() == [variant.name for variant in load_registry()]
-    assert _cli("names", "--image").stdout.split() == ["torch", "onnx"]
+    imaged = ["torch", "onnx", "openvino", "ray-serve", "bentoml"]
+    assert _cli("names", "--image").stdout.split() == imaged
     assert _cli("get", "onnx", "package").stdout.strip() == "onnx_serving"
     assert _cli("get", "torch", "port").stdout.strip() == "8001"
     assert _cli("requirements", "--image").stdout.split() == [
-        "torch_serving/requirements.txt",
-        "onnx_serving/requirements.txt",
+        f"{_cli('get', name, 'package').stdout.strip()}/requirements.txt" for name in imaged
     ]
     assert "build/artifacts/fused.optimized.onnx" in _cli("get", "onnx", "image-files").stdout.split()
     fast_settings = _cli("get", "onnx-fast", "settings").stdout.split()
