@@ -20,7 +20,9 @@ else
 fi
 /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: "$@" \
   -r "$requirements"
-if /opt/venv/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then
+# nvidia-ml-py (NVML's Python bindings, pure Python, no CUDA; BentoML requires it) is not a CUDA package.
+if /opt/venv/bin/python -m pip list --disable-pip-version-check 2>/dev/null | grep -iE '^(nvidia-|triton )' |
+  grep -qviE '^nvidia-ml-py '; then
   echo "CUDA packages were installed: torch must be the CPU build (set TORCH_INDEX_URL)" >&2
   exit 1
 fi

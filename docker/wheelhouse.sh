@@ -51,7 +51,8 @@ if [[ -n "$torch_pin" && ! -f "${torch_wheels[0]}" ]]; then
   log "no torch $torch_pin wheel landed in $WHEELHOUSE/"
   exit 1
 fi
-if ls "$WHEELHOUSE" | grep -qiE '^nvidia_|^triton-'; then
+# nvidia-ml-py (NVML's Python bindings, pure Python, no CUDA; BentoML requires it) is not a CUDA package.
+if ls "$WHEELHOUSE" | grep -iE '^nvidia_|^triton-' | grep -qviE '^nvidia_ml_py-'; then
   log "CUDA packages landed in $WHEELHOUSE/: torch must be the CPU build (check TORCH_INDEX_URL / find-links)"
   exit 1
 fi
