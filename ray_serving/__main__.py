@@ -5,7 +5,8 @@ Every Ray process (GCS, raylet, its agents, the Serve controller, proxy and repl
 this one, so a CPU affinity set on it holds for all of them. SIGTERM or SIGINT: the application is deleted
 first (the replica finishes the requests it has, for up to GRACEFUL_TIMEOUT, while the proxy still carries
 the answers back), then Serve and Ray are shut down and this process exits; whatever is left of the tree
-after that, or after GRACEFUL_TIMEOUT + 20 s, is killed.
+after that, or after GRACEFUL_TIMEOUT + 20 s, is killed. A signal sent to the whole process group also stops
+Ray's own processes at once: the rest of the tree is then ended without a drain.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ray_serving.settings import LOG_TARGET_ENV, WORKDIR_ENV, RayServeSettings
@@ -36,6 +38,8 @@ OBJECT_STORE_BYTES = 80 * 1024 * 1024
 UNBOUNDED_ONGOING = 10_000
 STOP_MARGIN_SECONDS = 20.0
 PR_SET_CHILD_SUBREAPER = 36
+RAY_CORE = {"gcs_server", "raylet"}
+LOG_MONITOR = "ray/_private/log_monitor.py"
 
 log = logging.getLogger("ray_serving")
 
@@ -84,6 +88,45 @@ def _kill_what_is_left() -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"}
+
+
+def _ray_core() -> list[int]:
+    """The GCS, the raylet and the log monitor of the instance this process started (the log monitor, with
+    Python's default SIGTERM, is the first to go when the whole group is signalled)."""
+    core = []
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if Path(f"/proc/{pid}/comm").read_text().strip() in RAY_CORE or LOG_MONITOR in command:
+                core.append(pid)
+    return core
+
+
+def _guard_the_stop(core: list[int], ray_stopping: threading.Event, seconds: float, runtime: Path) -> None:
+    """From the first stop signal on. If Ray's own processes die before this one shuts them down (the signal
+    reached the whole process group, as the bench's stop sends it), Serve can no longer stop in order; if the
+    shutdown wedges, it must not outlive the grace period. Either way: end the tree, clean up, exit."""
+    deadline = time.monotonic() + seconds
+    status = 1
+    while time.monotonic() < deadline:
+        if not ray_stopping.is_set() and not all(map(_alive, core)):
+            log.warning("Ray's own processes were stopped with this one: ending the rest of the tree")
+            status = 0
+            break
+        time.sleep(0.2)
+    else:
+        log.error("shutdown did not finish in time: killing what is left of the process tree")
+    _kill_what_is_left()
+    shutil.rmtree(runtime, ignore_errors=True)
+    os._exit(status)
+
+
 def _adopt_orphans() -> None:
     """Become the child subreaper: a Ray worker whose raylet dies is re-parented here, not to init, so the
     last step of the shutdown still finds (and ends) it."""
@@ -116,16 +159,6 @@ def main() -> None:
 
     from ray_serving.app import Classifier
 
-    stop = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        if not stop.is_set():
-            # A shutdown that wedges (a Ray process gone early, say) must not outlive the grace period.
-            watchdog = threading.Timer(settings.graceful_timeout + STOP_MARGIN_SECONDS, _give_up)
-            watchdog.daemon = True
-            watchdog.start()
-        stop.set()
-
     ray.init(
         num_cpus=1,
         include_dashboard=False,
@@ -134,6 +167,15 @@ def main() -> None:
         configure_logging=False,
         log_to_driver=False,
     )
+    core = _ray_core()
+    stop, ray_stopping = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if not stop.is_set():
+            guard_args = (core, ray_stopping, settings.graceful_timeout + STOP_MARGIN_SECONDS, runtime)
+            threading.Thread(target=_guard_the_stop, args=guard_args, daemon=True).start()
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     try:
@@ -156,15 +198,10 @@ def main() -> None:
         serve.delete(APP_NAME)
         serve.shutdown()
     finally:
+        ray_stopping.set()
         ray.shutdown()
         _kill_what_is_left()
     sys.exit(0)
-
-
-def _give_up() -> None:
-    log.error("shutdown did not finish in time; killing what is left of the process tree")
-    _kill_what_is_left()
-    os._exit(1)
 
 
 if __name__ == "__main__":
