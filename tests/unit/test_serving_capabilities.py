@@ -10,6 +10,7 @@ import pytest
 
 from artifact_contract import OPTIMIZED_FILE
 from bench.inprocess.profiler import TOP_OPERATORS, profile_predictor
+from bench.results import is_not_measured
 from onnx_serving.predictor import OnnxPredictor
 from onnx_serving.settings import OnnxServingSettings
 from serving_core.predictor import Predictor
@@ -27,13 +28,14 @@ def test_capabilities_are_declared_per_runtime() -> None:
     assert OnnxPredictor.operator_profiler and TorchPredictor.operator_profiler
 
 
-def test_a_predictor_without_a_profiler_is_refused_by_name(tmp_path: Path) -> None:
+def test_a_predictor_without_a_profiler_is_not_measured_by_name(tmp_path: Path) -> None:
     class Bare(TorchPredictor):
         runtime = "bare"
         operator_profiler = None
 
-    with pytest.raises(ValueError, match="no operator profiler for runtime 'bare'"):
-        profile_predictor(Bare(TorchServingSettings()), np.zeros((8, 8, 3), np.uint8), 1, tmp_path)
+    result = profile_predictor(Bare(TorchServingSettings()), np.zeros((8, 8, 3), np.uint8), 1, tmp_path)
+    assert is_not_measured(result) and "no operator profiler for runtime 'bare'" in result["reason"]
+    assert not any(tmp_path.iterdir())  # nothing profiled, nothing written
 
 
 @pytest.mark.parametrize("variant", ["torch", "onnx"])
