@@ -168,3 +168,33 @@ def test_the_binary_body_is_the_triton_client_s_encoding(mlserver: Variant) -> N
     (their_input,) = json.loads(theirs[:their_split])["inputs"]
     (our_input,) = json.loads(ours.body[:our_split])["inputs"]
     assert our_input == their_input
+
+
+def test_the_bench_drives_the_labs_own_oip_endpoints_in_both_formats(tmp_path: Path) -> None:
+    """The binary extension proven end to end on an OIP server that implements it: serving_core's, reached by
+    variants that are onnx with an OIP payload format (what a user would write to benchmark one)."""
+    extra = tmp_path / "oip.toml"
+    extra.write_text(
+        f'root = "{REPO_ROOT}"\n'
+        + "".join(
+            f'\n[[variant]]\nname = "{name}"\nextends = "onnx"\npayload_format = "{fmt}"\n'
+            f'oip_model = "onnx"\noip_input = "image"\nport = {free_port()}\n'
+            for name, fmt in (("onnx-oip", "oip-v2"), ("onnx-oip-binary", "oip-v2-binary"))
+        )
+    )
+    results = tmp_path / "results"
+    done = _bench(
+        "compare", "--runner", "local", "--variants", "onnx,onnx-oip,onnx-oip-binary", "--variants-file",
+        str(extra), "--levels", "1", "--duration", "3", "--warmup", "1", "--repeats", "1",
+        "--startup-runs", "1", "--cold-runs", "0", "--open-runs", "0", "--ceiling-iterations", "5",
+        "--no-slo-search", "--no-sweep", "--no-profiler", "--no-jpeg-draft", "--budget", "none",
+        "--results-dir", str(results),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    latest = results / "latest"
+    rows = {row["key"]: row["cells"] for row in json.loads((latest / "report.json").read_text())["rows"]}
+    for variant in ("onnx-oip", "onnx-oip-binary"):
+        assert rows["c1.rps"][variant]["median"] > 0 and rows["c1.failures"][variant]["median"] == 0, variant
+        accuracy = json.loads((latest / "raw" / variant / "accuracy.json").read_text())
+        exact = json.loads((latest / "raw" / "onnx" / "accuracy.json").read_text())
+        assert accuracy["errors"] == 0 and accuracy["mistakes"] == exact["mistakes"], variant
