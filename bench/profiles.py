@@ -90,18 +90,6 @@ PROFILES: dict[str, Profile] = {
         startup_runs=3,
         cold_runs=2,
     ),
-    # The serving frameworks (Ray Serve, BentoML, MLServer) against the plain services on the same runtime, at
-    # the quick profile's sizes: what a framework's own request handling costs.
-    "frameworks": Profile(
-        name="frameworks",
-        concurrency_levels=(1, 8),
-        warmup_s=3.0,
-        duration_s=12.0,
-        requests_per_level=None,
-        repeats=2,
-        startup_runs=3,
-        cold_runs=2,
-    ),
     # The anchor ran `ab -n 5000 -c 50` and 15 container starts; full adds the sweep below and above it, for
     # every strategy of the registry, within an hour: levels end at the precision they need (or a time cap).
     "full": Profile(
@@ -127,6 +115,11 @@ PROFILES: dict[str, Profile] = {
         budget_s=55 * 60.0,  # the target is one hour; the estimate's margin is the rest
     ),
 }
+
+
+# The serving frameworks (Ray Serve, BentoML, MLServer) against the plain services on the same runtime, at the
+# quick profile's sizes: what a framework's own request handling costs.
+PROFILES["frameworks"] = replace(PROFILES["quick"], name="frameworks")
 
 
 def get_profile(name: str) -> Profile:

@@ -1,28 +1,16 @@
 """bentoml_serving's settings: its name, its port, its number of BentoML workers, and the predictor it hosts.
 
-The predictor and its settings class are named, as the registry's ``[variant.in_process]`` names them, not
-imported: a variant imports no other variant (pyproject.toml's layers). By default they are onnx_serving's, so
-the worker serves onnx's artifact with onnx's session options and only the server around it differs.
+The hosted predictor (onnx's by default) is named, not imported: serving_core.hosting.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from pydantic import AliasChoices, Field
 
-from serving_core.predictor import PredictorFactory
-from serving_core.settings import ServingSettings
+from serving_core.hosting import HostingSettings
 
 
-def named(path: str) -> Any:
-    """The object a ``"package.module:Name"`` string names."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-class BentoServingSettings(ServingSettings):
+class BentoServingSettings(HostingSettings):
     variant: str = "bentoml"
     port: int = Field(8012, ge=0, le=65535, validation_alias=AliasChoices("BENTOML_PORT", "PORT", "port"))
     workers: int = Field(
@@ -31,16 +19,3 @@ class BentoServingSettings(ServingSettings):
         validation_alias=AliasChoices("BENTOML_WORKERS", "WORKERS", "workers"),
         description="BentoML worker processes",
     )
-    hosted_predictor: str = Field(
-        "onnx_serving.predictor:OnnxPredictor", description="the Predictor the workers run (module:Class)"
-    )
-    hosted_settings: str = Field(
-        "onnx_serving.settings:OnnxServingSettings", description="its settings class (module:Class)"
-    )
-
-    def hosted(self) -> tuple[PredictorFactory, ServingSettings]:
-        """The hosted predictor and its settings, read from the environment like the predictor's own
-        variant's, with this variant's name, port and workers."""
-        settings_class: type[ServingSettings] = named(self.hosted_settings)
-        settings = settings_class(variant=self.variant, port=self.port, workers=self.workers)
-        return named(self.hosted_predictor), settings
