@@ -1,6 +1,7 @@
 """bentoml_serving's settings: its name, its port, its number of BentoML workers, and the predictor it hosts.
 
-The hosted predictor (onnx's by default) is named, not imported: serving_core.hosting.
+The hosted predictor (onnx's unless HOSTED_PREDICTOR and HOSTED_SETTINGS say otherwise) is named, not
+imported: serving_core.hosting.
 """
 
 from __future__ import annotations
@@ -18,4 +19,10 @@ class BentoServingSettings(HostingSettings):
         ge=1,
         validation_alias=AliasChoices("BENTOML_WORKERS", "WORKERS", "workers"),
         description="BentoML worker processes",
+    )
+    hosted_predictor: str = Field(
+        "onnx_serving.predictor:OnnxPredictor", description="the Predictor it hosts"
+    )
+    hosted_settings: str = Field(
+        "onnx_serving.settings:OnnxServingSettings", description="its settings class"
     )

@@ -1,6 +1,7 @@
 """ray_serving's settings: its name, its port, its number of Serve replicas, and the predictor it hosts.
 
-The hosted predictor (onnx's by default) is named, not imported: serving_core.hosting.
+The hosted predictor (onnx's unless HOSTED_PREDICTOR and HOSTED_SETTINGS say otherwise) is named, not
+imported: serving_core.hosting.
 """
 
 from __future__ import annotations
@@ -22,4 +23,10 @@ class RayServeSettings(HostingSettings):
         ge=1,
         validation_alias=AliasChoices("RAY_SERVE_WORKERS", "WORKERS", "workers"),
         description="Serve replicas (one process each)",
+    )
+    hosted_predictor: str = Field(
+        "onnx_serving.predictor:OnnxPredictor", description="the Predictor it hosts"
+    )
+    hosted_settings: str = Field(
+        "onnx_serving.settings:OnnxServingSettings", description="its settings class"
     )

@@ -1,8 +1,8 @@
 """Settings of a variant that hosts another variant's predictor (a serving framework in front of it).
 
 The predictor and its settings class are named, as the registry's ``[variant.in_process]`` names them, not
-imported: a variant imports no other variant (pyproject.toml's layers). By default they are onnx_serving's, so
-the framework serves onnx's artifact with onnx's session options and only the server around it differs.
+imported: a variant imports no other variant (pyproject.toml's layers). Each hosting variant's settings class
+gives its own defaults; the core names no variant.
 """
 
 from __future__ import annotations
@@ -23,12 +23,8 @@ def named(path: str) -> Any:
 
 
 class HostingSettings(ServingSettings):
-    hosted_predictor: str = Field(
-        "onnx_serving.predictor:OnnxPredictor", description="the Predictor it hosts (module:Class)"
-    )
-    hosted_settings: str = Field(
-        "onnx_serving.settings:OnnxServingSettings", description="its settings class (module:Class)"
-    )
+    hosted_predictor: str = Field(description="the Predictor it hosts (module:Class)")
+    hosted_settings: str = Field(description="its settings class (module:Class)")
 
     def hosted(self) -> tuple[PredictorFactory, ServingSettings]:
         """The hosted predictor and its settings, read from the environment like the predictor's own

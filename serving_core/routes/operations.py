@@ -13,13 +13,11 @@ from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
 from serving_core import metrics
+from serving_core.contract_document import PROTOCOLS  # create_app serves them all, on every variant
 from serving_core.routes import Serving, error_responses
 from serving_core.schemas import HealthResponse, InfoResponse, ReadyResponse, ReloadResponse
 
 router = APIRouter()
-
-# What serving_core.app.create_app serves on every variant: the native contract and the KServe OIP v2.
-PROTOCOLS = ["predict", "kserve-v2"]
 
 
 def _library_versions() -> dict[str, str]:

@@ -109,6 +109,7 @@ def test_info_describes_variant_runtime_and_model(client: httpx.Client, service)
     assert info.variant and info.runtime and info.versions and info.model_hash
     assert info.model_card is not None and len(info.model_card["labels"]) == info.model_card["num_classes"]
     assert info.uptime_seconds > 0 and info.threads >= 1 and info.workers >= 1
+    assert "predict" in info.protocols, info.protocols  # the contract; "kserve-v2" where /v2 is served too
     if service.local:
         assert info.workers == service.workers
 
@@ -388,3 +389,39 @@ def test_reload_with_token_keeps_serving_the_same_artifacts(client: httpx.Client
     assert response.status_code == 200, response.text
     assert response.json()["model_hash"] == before
     assert client.get("/ready").json()["model_hash"] == before
+
+
+# --- /infer and /infer/batch: aliases of the native endpoints
+# ----------------------------------------------------------------------------
+
+
+def test_infer_alias_takes_every_predict_body_form(client: httpx.Client) -> None:
+    data = digit_png(6)
+    expected = PredictResponse.model_validate(
+        client.post("/predict", content=data, headers={"content-type": "image/png"}).json()
+    )
+    for response in (
+        client.post("/infer", files={"file": ("digit.png", data, "image/png")}),
+        client.post("/infer", json={"image": b64(data), "topK": 2}),
+        client.post("/infer", content=data, headers={"content-type": "image/png"}),
+    ):
+        assert response.status_code == 200, response.text
+        prediction = PredictResponse.model_validate(response.json())
+        assert prediction.class_index == expected.class_index
+        assert prediction.confidence == pytest.approx(expected.confidence, abs=1e-6)
+    refused = client.post("/infer", files={"image": ("digit.png", data, "image/png")})
+    assert refused.status_code == 422 and set(refused.json()["error"]) == {"code", "message"}
+
+
+def test_infer_batch_alias_takes_multipart_files(client: httpx.Client) -> None:
+    files = [("files", (f"digit{i}.png", digit_png(i), "image/png")) for i in (7, 8)]
+    files.append(("files", ("bad.jpg", b"junk", "image/jpeg")))
+    response = client.post("/infer/batch?top_k=1", files=files)
+    assert response.status_code == 200, response.text
+    batch = BatchPredictResponse.model_validate(response.json())
+    assert (batch.batch_size, batch.succeeded, batch.failed) == (2, 2, 1)
+    assert [result.filename for result in batch.results] == ["digit7.png", "digit8.png", "bad.jpg"]
+    assert batch.results[2].error is not None and batch.results[2].error.code == "invalid_image"
+    for result, index in zip(batch.results[:2], (7, 8), strict=True):
+        single = client.post("/predict", content=digit_png(index), headers={"content-type": "image/png"})
+        assert result.prediction is not None and result.prediction.class_index == single.json()["class_index"]

@@ -30,7 +30,7 @@ from PIL import Image
 from bench.registry import Variant
 from serving_core import decode
 from serving_core.oip.schemas import InferenceResponse, ModelMetadata
-from serving_core.schemas import BatchPredictResponse, PredictResponse
+from serving_core.schemas import PredictResponse
 from serving_core.settings import ServingSettings
 from tests.fixtures.errors import REVEALING
 from tests.fixtures.variants import python_variants, variant_named
@@ -413,42 +413,6 @@ def test_oip_infer_is_counted_in_the_same_metrics(client: httpx.Client, model: s
     for _ in range(3):
         infer_json(client, model, inputs=[bytes_input(digit_png(5))])
     assert _requests_counted(client, route) - before >= 3
-
-
-# --- /infer and /infer/batch: aliases of the native endpoints
-# ----------------------------------------------------------------------------
-
-
-def test_infer_alias_takes_every_predict_body_form(client: httpx.Client) -> None:
-    data = digit_png(6)
-    expected = PredictResponse.model_validate(
-        client.post("/predict", content=data, headers={"content-type": "image/png"}).json()
-    )
-    for response in (
-        client.post("/infer", files={"file": ("digit.png", data, "image/png")}),
-        client.post("/infer", json={"image": b64(data), "topK": 2}),
-        client.post("/infer", content=data, headers={"content-type": "image/png"}),
-    ):
-        assert response.status_code == 200, response.text
-        prediction = PredictResponse.model_validate(response.json())
-        assert prediction.class_index == expected.class_index
-        assert prediction.confidence == pytest.approx(expected.confidence, abs=EXACT)
-    refused = client.post("/infer", files={"image": ("digit.png", data, "image/png")})
-    assert refused.status_code == 422 and set(refused.json()["error"]) == {"code", "message"}
-
-
-def test_infer_batch_alias_takes_multipart_files(client: httpx.Client) -> None:
-    files = [("files", (f"digit{i}.png", digit_png(i), "image/png")) for i in (7, 8)]
-    files.append(("files", ("bad.jpg", b"junk", "image/jpeg")))
-    response = client.post("/infer/batch?top_k=1", files=files)
-    assert response.status_code == 200, response.text
-    batch = BatchPredictResponse.model_validate(response.json())
-    assert (batch.batch_size, batch.succeeded, batch.failed) == (2, 2, 1)
-    assert [result.filename for result in batch.results] == ["digit7.png", "digit8.png", "bad.jpg"]
-    assert batch.results[2].error is not None and batch.results[2].error.code == "invalid_image"
-    for result, index in zip(batch.results[:2], (7, 8), strict=True):
-        single = client.post("/predict", content=digit_png(index), headers={"content-type": "image/png"})
-        assert result.prediction is not None and result.prediction.class_index == single.json()["class_index"]
 
 
 # --- before the model is ready; the in-flight limit

@@ -27,6 +27,7 @@ from bench.runners.compose import compose_command
 from bench.runners.engine import docker, inspect
 from bench.runners.local import free_port
 from tests.fixtures.conformance import run_conformance_suite
+from tests.fixtures.variants import image_variants
 
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -115,7 +116,7 @@ def external_project(
     monkeypatch.setenv("EXTERNAL_PORT", str(free_port()))
     monkeypatch.setenv("COMPOSE_PROFILES", "external")
     # The built-in services are never started here; their image variables only need a value.
-    with isolated_compose_project("external", {"torch": rust_image, "onnx": rust_image}):
+    with isolated_compose_project("external", {name: rust_image for name in image_variants()}):
         project = os.environ["COMPOSE_PROJECT_NAME"]
         yield project
     assert not project_containers(project), f"containers left behind in {project}"

@@ -17,13 +17,16 @@ use crate::log;
 use crate::state::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-pub const LIMITED_PREFIX: &str = "/predict";
+/// The inference routes (the native ones and their `/infer` aliases) count against MAX_IN_FLIGHT.
+pub const LIMITED_PREFIXES: [&str; 2] = ["/predict", "/infer"];
 
 /// The routes the metrics are labelled by; anything else is "unmatched".
-const ROUTES: [&str; 11] = [
+const ROUTES: [&str; 13] = [
     "/predict",
     "/predict/",
     "/predict/batch",
+    "/infer",
+    "/infer/batch",
     "/health",
     "/",
     "/ready",
@@ -106,7 +109,7 @@ fn declared_length(request: &ServiceRequest) -> Option<usize> {
 
 fn refusal(state: &AppState, path: &str, request: &ServiceRequest) -> Option<ApiError> {
     let limit = state.settings.process_in_flight_limit();
-    if path.starts_with(LIMITED_PREFIX)
+    if LIMITED_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
         && limit > 0
         && state.in_flight.load(Ordering::SeqCst) >= limit
     {
@@ -214,6 +217,7 @@ mod tests {
     fn routes_are_labelled() {
         assert_eq!(route_label("/predict"), "/predict");
         assert_eq!(route_label("/predict/batch"), "/predict/batch");
+        assert_eq!(route_label("/infer/batch"), "/infer/batch");
         assert_eq!(route_label("/nothing"), "unmatched");
     }
 }

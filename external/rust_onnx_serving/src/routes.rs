@@ -370,6 +370,7 @@ pub async fn info(state: Shared) -> HttpResponse {
     let uptime = state.started.elapsed().as_secs_f64();
     json_response(&json!({
         "variant": s.variant,
+        "protocols": ["predict"],
         "runtime": runtime,
         "versions": versions(model.as_ref().and_then(|m| m.runtime.get("onnxruntime"))),
         "model_hash": model.as_ref().map(|m| m.model_hash().to_string()),
@@ -487,6 +488,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(post("/predict", predict))
         .service(post("/predict/", predict))
         .service(post("/predict/batch", predict_batch))
+        .service(post("/infer", predict))
+        .service(post("/infer/batch", predict_batch))
         .service(post("/admin/reload", admin_reload))
         .service(get("/health", health))
         .service(get("/", health))
