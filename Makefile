@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 ARTIFACTS_DIR ?= build/artifacts
 PROFILE ?= quick
 RUNNER ?= auto
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=40
 
 # The CPU-only torch wheel beside the project, put first on pip's find-links (an inherited PIP_FIND_LINKS is kept
 # after it): without it pip resolves torch==2.13.0 to PyPI's CUDA build. Elsewhere pip uses the index or find-links

@@ -189,6 +189,11 @@ class Variant(BaseModel):
         description="the variant this one approximates (a lossy shortcut of it): every run gates it against "
         "that exact one on the same images, in process (bench/inprocess/approximation.py)",
     )
+    hosts: str | None = Field(
+        default=None,
+        description="the variant whose predictor, artifact and session settings this one serves inside "
+        "another server (a serving framework): the report states its overhead against that one",
+    )
     extends: str | None = Field(
         default=None,
         description="the variant this strategy derives from (see ``derive_entry``); kept for the report",
@@ -237,6 +242,8 @@ class Variant(BaseModel):
             raise ValueError("needs `port` unless it gives `url`")
         if self.approximates is not None and (self.approximates == self.name or self.in_process is None):
             raise ValueError("`approximates` names another variant and needs `[variant.in_process]`")
+        if self.hosts == self.name:
+            raise ValueError("`hosts` names another variant")
         if self.payload_format.is_oip and (self.oip_model is None or self.oip_input is None):
             raise ValueError(f"payload_format {self.payload_format} needs `oip_model` and `oip_input`")
         if not self.payload_format.is_oip and (self.oip_model or self.oip_input):
@@ -293,7 +300,7 @@ class Variant(BaseModel):
 # declaration of its own, and what only one variant of a run may be.
 NOT_INHERITED = frozenset(
     {"name", "description", "baseline", "port", "compose_service", "compose_port_env", "image", "tests",
-     "contract_skips", "profiles", "approximates", "extends", "unset", "source"}
+     "contract_skips", "profiles", "approximates", "hosts", "extends", "unset", "source"}
 )  # fmt: skip
 PATH_KEYS = ("requirements", "artifacts")
 
@@ -433,6 +440,7 @@ def load_registry(
                 del variants[variant.name]  # the explicit declaration replaces the discovered one
             variants[variant.name] = variant
     _check_approximations(variants)
+    _check_hosted(variants)
     return list(variants.values())
 
 
@@ -451,6 +459,15 @@ def _check_approximations(variants: dict[str, Variant]) -> None:
             raise RegistryError(
                 f"{variant.source}: variant {variant.name}: approximates {variant.approximates!r}, which is "
                 + ("not registered" if exact is None else "has no [variant.in_process]")
+            )
+
+
+def _check_hosted(variants: dict[str, Variant]) -> None:
+    """Each `hosts` names a registered variant."""
+    for variant in variants.values():
+        if variant.hosts is not None and variant.hosts not in variants:
+            raise RegistryError(
+                f"{variant.source}: variant {variant.name}: hosts {variant.hosts!r}, which is not registered"
             )
 
 

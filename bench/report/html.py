@@ -18,6 +18,8 @@ from bench.report.layout import (
     verdict_header,
     verdict_lines,
 )
+from bench.report.overhead import OVERHEAD_TEXT, framework_overheads
+from bench.report.overhead import header as overhead_header
 from bench.report.table import Table
 from bench.report.verdict import build_verdict
 
@@ -38,6 +40,7 @@ def to_html(table: Table, plots: list[Path]) -> str:
     glance = next((path for path in plots if path.stem == GLANCE), None)
     images = [(path.stem, _embedded(path)) for path in plots if path is not glance]
     verdict = build_verdict(table)
+    overheads = framework_overheads(table)
     return _ENVIRONMENT.get_template("report.html.j2").render(
         title=title(table),
         context=context_lines(table),
@@ -46,6 +49,9 @@ def to_html(table: Table, plots: list[Path]) -> str:
         verdict_rows=[
             (row.flags, line) for row, line in zip(verdict.rows, verdict_lines(verdict), strict=True)
         ],
+        overhead_text=OVERHEAD_TEXT,
+        overhead_header=overhead_header(overheads),
+        overhead_rows=[overhead.cells() for overhead in overheads],
         glance=_embedded(glance) if glance is not None else None,
         glance_alt=GLANCE_ALT,
         header=header(table),

@@ -21,6 +21,8 @@ from bench.report.layout import (
     verdict_header,
     verdict_lines,
 )
+from bench.report.overhead import OVERHEAD_TEXT, Overhead, framework_overheads, overhead_json
+from bench.report.overhead import header as overhead_header
 from bench.report.table import Table
 from bench.report.verdict import Verdict, build_verdict
 from bench.results import RunDir, write_json
@@ -45,10 +47,27 @@ def verdict_markdown(verdict: Verdict) -> list[str]:
     ]
 
 
+def overhead_markdown(overheads: list[Overhead]) -> list[str]:
+    if not overheads:
+        return []
+    columns = overhead_header(overheads)
+    return [
+        "## Framework overhead",
+        "",
+        OVERHEAD_TEXT,
+        "",
+        _markdown_row(columns),
+        "|" + "|".join(["---"] * len(columns)) + "|",
+        *[_markdown_row(overhead.cells()) for overhead in overheads],
+        "",
+    ]
+
+
 def to_markdown(table: Table) -> str:
     columns = header(table)
     lines = [f"# {title(table)}", "", *[f"- {line}" for line in context_lines(table)], ""]
-    lines += [*verdict_markdown(build_verdict(table)), "", "## Detail", ""]
+    lines += [*verdict_markdown(build_verdict(table)), "", *overhead_markdown(framework_overheads(table))]
+    lines += ["## Detail", ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
     for section, rows in sections(table):
         lines.append(f"| **{section}** |" + " |" * (len(columns) - 1))
@@ -173,6 +192,7 @@ def to_json(table: Table) -> dict[str, Any]:
     return {
         "title": title(table),
         "verdict": verdict_json(build_verdict(table)),
+        "framework_overhead": overhead_json(framework_overheads(table)),
         "baseline": table.baseline,
         "variants": table.variants,
         "rows": rows,

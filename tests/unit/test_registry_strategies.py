@@ -151,3 +151,19 @@ def test_the_quick_profile_runs_the_trio_and_full_every_strategy() -> None:
     assert set(quick) < set(full)
     assert {"onnx-int8", "onnx-portable", "onnx-fast", "onnx-2workers", "openvino"} <= set(full)
     assert set(PROFILES) >= {"quick", "full"}
+
+
+def test_hosts_names_a_registered_variant_and_the_frameworks_host_onnx(tmp_path: Path) -> None:
+    hosting = (
+        '[[variant]]\nname = "framework"\nport = 9007\nhosts = "base"\n[variant.local]\ncommand = ["x"]\n'
+    )
+    assert _registry(tmp_path, hosting)["framework"].hosts == "base"  # type: ignore[attr-defined]
+    with pytest.raises(RegistryError, match="hosts 'nowhere', which is not registered"):
+        _registry(tmp_path, hosting.replace('"base"', '"nowhere"'))
+    variants = {variant.name: variant for variant in load_registry()}
+    assert {name for name, variant in variants.items() if variant.hosts == "onnx"} == {
+        "ray-serve",
+        "bentoml",
+        "mlserver",
+    }
+    assert variants["onnx-fast"].hosts is None  # a strategy of onnx, not a server around it
