@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -121,6 +121,18 @@ class ImageBuild(BaseModel):
         default_factory=list,
         description="files and folders copied into /app beside the variant's package (code, models)",
     )
+    flavours: list[Literal["slim", "dev"]] = Field(
+        default_factory=lambda: ["slim", "dev"],
+        description="the images docker/build.sh makes: slim (the runtime stage compose serves) and dev (the "
+        "fat stage with compilers and pip, the footprint's comparison; ALL_FLAVOURS=1 builds it anyway)",
+    )
+
+    @field_validator("flavours")
+    @classmethod
+    def _slim_is_always_built(cls, flavours: list[str]) -> list[str]:
+        if "slim" not in flavours:
+            raise ValueError("flavours must include slim: it is the image compose serves")
+        return list(dict.fromkeys(flavours))
 
 
 class TestSetup(BaseModel):
@@ -516,6 +528,8 @@ def _field(variant: Variant, field: str) -> list[str]:
         return (
             [] if variant.image is None else [_shown(variant.resolve(path)) for path in variant.image.files]
         )
+    if field == "image-flavours":
+        return [] if variant.image is None else list(variant.image.flavours)
     if field == "compose-service":
         return [variant.compose_service] if variant.compose_service else []
     if field == "settings":
@@ -523,7 +537,10 @@ def _field(variant: Variant, field: str) -> list[str]:
     raise RegistryError(f"unknown field {field!r}; one of {', '.join(QUERY_FIELDS)}")
 
 
-QUERY_FIELDS = ("package", "port", "requirements", "artifacts", "image-files", "compose-service", "settings")
+QUERY_FIELDS = (
+    "package", "port", "requirements", "artifacts", "image-files", "image-flavours", "compose-service",
+    "settings",
+)  # fmt: skip
 
 
 def stage_image(variant: Variant, destination: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build every image: for each Python serving variant of the registry (bench/variants.toml, those with a
 # `[variant.image]` section) a slim (runtime) and a dev (fat) image from the one parametrized
-# docker/python-variant.Dockerfile, plus the Locust load image.
+# docker/python-variant.Dockerfile (only the flavours its `[variant.image] flavours` lists; ALL_FLAVOURS=1 builds
+# both for every variant), plus the Locust load image.
 #
 #   docker/build.sh [VARIANT...] [locust]        default: every variant with an image (registry order), then locust
 #   OFFLINE=1 docker/build.sh                    no registry: local Debian base images + wheelhouse/ only
@@ -121,8 +122,14 @@ for variant in "${targets[@]}"; do
         exit 1
       fi
     done
-    build_image "$variant" runtime "$IMAGE_PREFIX/$variant-serving:slim"
-    build_image "$variant" dev "$IMAGE_PREFIX/$variant-serving:dev"
+    flavours="$(registry get "$variant" image-flavours)"
+    [[ "${ALL_FLAVOURS:-0}" != 1 ]] || flavours="slim dev"
+    for flavour in $flavours; do
+      case "$flavour" in
+      slim) build_image "$variant" runtime "$IMAGE_PREFIX/$variant-serving:slim" ;;
+      dev) build_image "$variant" dev "$IMAGE_PREFIX/$variant-serving:dev" ;;
+      esac
+    done
   else
     log "unknown image '$variant' (${image_variants[*]}, locust)"
     exit 2

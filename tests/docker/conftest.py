@@ -84,10 +84,10 @@ def build_images(*variants: str) -> None:
 
 @pytest.fixture(scope="session")
 def built_images(docker_engine: None) -> dict[str, dict[str, str]]:
-    """Every serving variant's slim and dev image (see ``build_images``)."""
+    """Every serving variant's images: slim, and dev where its ``[variant.image] flavours`` lists it."""
     build_images(*SERVING_VARIANTS)
     return {
-        variant: {flavour: image_tag(variant, flavour) for flavour in ("slim", "dev")}
+        variant: {flavour: image_tag(variant, flavour) for flavour in IMAGE_VARIANTS[variant].image.flavours}
         for variant in SERVING_VARIANTS
     }
 

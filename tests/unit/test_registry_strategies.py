@@ -167,3 +167,17 @@ def test_hosts_names_a_registered_variant_and_the_frameworks_host_onnx(tmp_path:
         "mlserver",
     }
     assert variants["onnx-fast"].hosts is None  # a strategy of onnx, not a server around it
+
+
+def test_image_flavours_default_to_both_and_always_hold_slim() -> None:
+    from pydantic import ValidationError
+
+    from bench.registry import ImageBuild
+
+    assert ImageBuild().flavours == ["slim", "dev"]
+    with pytest.raises(ValidationError, match="must include slim"):
+        ImageBuild(flavours=["dev"])
+    variants = {variant.name: variant for variant in load_registry() if variant.image is not None}
+    assert {"torch", "onnx"} <= {
+        name for name, variant in variants.items() if "dev" in variant.image.flavours
+    }
