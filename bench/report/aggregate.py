@@ -3,7 +3,8 @@
 Everything here reads only files under the run directory (through ``bench.records``), so
 ``python -m bench report <dir>`` reproduces the report. The sections (``bench.report.sections``) turn the
 records into rows, ``table.tabulate`` summarizes them as a pandas frame, and the cells' warning flags and
-the failed steps become the report's Flags.
+the failed steps, and the throughput rows whose repeats spread too far (``bench.report.spread``), become the
+report's Flags.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bench.records import RunRecords, load_run
 from bench.report.flags import FlagCode, ReportFlag, Severity
 from bench.report.notes import notes
 from bench.report.sections import SECTIONS
+from bench.report.spread import spread_flags
 from bench.report.table import Cell, Row, Table, tabulate
 from bench.results import RunDir
 
@@ -42,6 +44,7 @@ def build_table(source: Path | RunDir | RunRecords) -> Table:
     run = source if isinstance(source, RunRecords) else load_run(source)
     rows = [row for section in SECTIONS for row in section(run)]
     frame = tabulate(rows, run.names, run.baseline)
-    return Table(
-        run.names, run.baseline, rows, notes(run), run.run_json, report_flags(run, rows), frame, run.skipped
-    )
+    flags = report_flags(run, rows)
+    spread = spread_flags(run, rows)
+    return Table(run.names, run.baseline, rows, notes(run), run.run_json, sorted([*flags, *spread], key=str),
+                 frame, run.skipped)  # fmt: skip

@@ -18,6 +18,7 @@ class FlagCode(StrEnum):
     BEHIND_SCHEDULE = "behind_schedule"
     UNSTABLE_RUN = "unstable_run"
     UNSTABLE_CEILING = "unstable_ceiling"
+    REPEAT_SPREAD = "repeat_spread"  # a throughput row's repeats spread more than 10%, with its likely cause
     SLO_SEARCH = "slo_search"
     STEP_FAILED = "step_failed"
     DISTRIBUTIONS = "distributions"
@@ -53,6 +54,8 @@ class ReportFlag:
     variant: str
     message: str
     section: str | None = None
+    row: str | None = None  # the row key, for a flag raised on one row
+    short: str | None = None  # its few words on the verdict line, for a flag the verdict repeats
 
     def __str__(self) -> str:
         where = f"{self.variant}, {self.section}" if self.section else self.variant

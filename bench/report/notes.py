@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.analysis.stability import STABLE_TOLERANCE, STABLE_WINDOWS
+from bench.analysis.stability import ALPHA, MIN_WINDOW_REQUESTS, STABLE_WINDOWS, THROUGHPUT_FLOOR
 from bench.load.spec import MAX_IN_FLIGHT
 from bench.records import RunRecords
 from bench.records.derived import QUEUEING_MODEL
@@ -45,8 +45,12 @@ def analysis_notes(run: RunRecords) -> list[str]:
         lines.append(
             "Open loop: one Locust scheduler sends on a seeded Poisson schedule (at most"
             f" {MAX_IN_FLIGHT} outstanding); latency runs from the scheduled send time, so a stalled service"
-            " cannot hide behind a slowed generator (coordinated omission). A run is stable when its last"
-            f" {STABLE_WINDOWS} windows' throughput and p99 agree within {STABLE_TOLERANCE:.0%}. Queueing"
+            " cannot hide behind a slowed generator (coordinated omission). Stability: windows of at least"
+            f" {MIN_WINDOW_REQUESTS} expected requests; a run is unstable when, beyond the noise (p <"
+            f" {ALPHA:g} per check) and by a practical margin, its last {STABLE_WINDOWS} windows' throughput"
+            f" differs (Poisson tolerance, at least {THROUGHPUT_FLOOR:.0%}) or their latency does (the"
+            " highest percentile the windows hold enough requests for), the window medians drift, or a window"
+            " stalls (bench/analysis/stability.py). Queueing"
             f" model: {QUEUEING_MODEL} with S = the mean latency at concurrency 1 and c = workers x inference"
             " concurrency from /info."
         )

@@ -313,7 +313,20 @@ def _flags(table: Table, rows: dict[str, Row], rule: Rule, variant: str) -> list
         found.append(f"failed requests at c{top}")
     if any(f.code is FlagCode.STEP_FAILED and f.variant == variant for f in table.flags):
         found.append("a step failed (see Flags)")
-    return found
+    return found + spread_notes(table, rule, variant)
+
+
+def spread_notes(table: Table, rule: Rule, variant: str) -> list[str]:
+    """The repeat-spread flags of the rows the verdict line shows, in their short form."""
+    shown = {*rule.keys, *(f"c{users}.rps" for users in rule.levels)}
+    return [
+        flag.short
+        for flag in table.flags
+        if flag.code is FlagCode.REPEAT_SPREAD
+        and flag.variant == variant
+        and flag.row in shown
+        and flag.short
+    ]
 
 
 def _overlaps(rows: dict[str, Row], key: str, upper: str, lower: str) -> bool:

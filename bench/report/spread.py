@@ -1,0 +1,111 @@
+"""Repeat spread as a check: a throughput row whose repeats spread more than SPREAD_LIMIT is flagged, with
+the likely cause the records show (the generator saturated, a busy machine at start, two speeds per process).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from bench.load.spec import GENERATOR_SATURATION_PERCENT
+from bench.records import RunRecords, VariantRecords
+from bench.records.models import LoadWindow
+from bench.report.flags import FlagCode, ReportFlag, Severity
+from bench.report.table import Row
+from bench.stats import relative_spread, two_groups, two_modes
+
+SPREAD_LIMIT = 0.10  # (max - min) / median of a throughput row's repeats beyond which the row is flagged
+BUSY_LOAD_PER_CORE = 0.5  # load average at start per logical core: other work held half the machine
+NO_CAUSE = "cause not visible in the records"
+TWO_SPEEDS = "two speeds per process"
+
+
+def _measured_runs(records: VariantRecords, key: str) -> list[tuple[int, LoadWindow, list[float]]]:
+    """(repeat, window, latencies) of the load runs behind a throughput row: closed levels or open runs."""
+    closed = re.fullmatch(r"c(\d+)\.rps", key)
+    if closed:
+        return [(level.repeat, level.window, level.latencies) for level in records.at(int(closed.group(1)))]
+    if key == "open.rps":
+        return [(run.repeat, run.window, run.latencies) for run in records.open_runs]
+    return []
+
+
+def spread_causes(
+    run: RunRecords, records: VariantRecords, key: str, values: list[float]
+) -> list[tuple[str, str]]:
+    """(what the records show, its short name) for each likely cause of a row's spread (none: NO_CAUSE)."""
+    causes: list[tuple[str, str]] = []
+    runs = _measured_runs(records, key)
+    saturated = [
+        f"repeat {repeat} at {window.generator_cpu_percent:.0f}%"
+        for repeat, window, _ in runs
+        if window.generator_saturated or window.generator_cpu_percent >= GENERATOR_SATURATION_PERCENT
+    ]
+    if saturated:
+        causes.append(
+            (
+                f"load generator saturated (its CPU {', '.join(saturated)},"
+                f" >= {GENERATOR_SATURATION_PERCENT:.0f}% limits the load)",
+                "load generator saturated",
+            )
+        )
+    sysinfo = run.info.sysinfo
+    load, cores = sysinfo.load_average_1m_at_start, sysinfo.logical_cores
+    if cores and math.isfinite(load) and load >= BUSY_LOAD_PER_CORE * cores:
+        causes.append(
+            (f"machine busy at start (load average {load:.2f} on {cores} cores)", "machine busy at start")
+        )
+    for repeat, _, latencies in runs:
+        modes = two_modes(latencies)
+        if modes is not None:
+            causes.append(
+                (
+                    f"two speeds per process: repeat {repeat}'s latencies split into modes of"
+                    f" {modes.low:.1f} and {modes.high:.1f} ms ({modes.high_fraction:.0%} slow,"
+                    f" Ashman's D {modes.separation:.1f})",
+                    TWO_SPEEDS,
+                )
+            )
+            break
+    groups = two_groups(values)
+    if groups is not None:
+        low, high = groups
+        causes.append(
+            (
+                f"two speeds per process: repeats cluster in two groups ({low[0]:.3g}-{low[-1]:.3g}"
+                f" and {high[0]:.3g}-{high[-1]:.3g})",
+                TWO_SPEEDS,
+            )
+        )
+    return causes or [(NO_CAUSE, NO_CAUSE)]
+
+
+def _throughput_row(row: Row) -> bool:
+    return row.unit == "req/s" and row.better == "higher"
+
+
+def spread_flags(run: RunRecords, rows: list[Row]) -> list[ReportFlag]:
+    """A warning per throughput cell whose repeats spread more than SPREAD_LIMIT, naming the likely cause."""
+    found = []
+    for row in filter(_throughput_row, rows):
+        for variant, cell in row.cells.items():
+            spread = relative_spread(cell.summary) if cell.summary is not None else math.nan
+            if not spread > SPREAD_LIMIT or variant not in run.variants:
+                continue
+            summary = cell.summary
+            assert summary is not None
+            causes = spread_causes(run, run.variants[variant], row.key, cell.values)
+            message = (
+                f"{row.label} ({row.key}): repeats spread {spread:.0%} > {SPREAD_LIMIT:.0%}"
+                f" ({summary.low:.3g}-{summary.high:.3g} {row.unit}, n={summary.n}); likely cause: "
+                + "; ".join(text for text, _ in causes)
+            )
+            short = f"{row.key.removesuffix('.rps')} repeats spread {spread:.0%}: " + "; ".join(
+                name for _, name in causes
+            )
+            found.append(
+                ReportFlag(
+                    FlagCode.REPEAT_SPREAD, Severity.WARNING, variant, message, row.section, row.key, short
+                )
+            )
+    return found
