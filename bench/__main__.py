@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.analysis.slo_search import DEFAULT_SLO_MS
 from bench.collectors.accuracy import DEFAULT_MANIFEST
+from bench.interrupt import CLEANUPS, SignalEvent, StopSignals, event_of, exit_by_signal
 from bench.profiles import PROFILES, get_profile
 from bench.registry import RegistryError, baseline_of, load_registry
 from bench.results import RESULTS_ROOT
@@ -135,49 +136,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """0, 2 for a usage or startup error, or 128 + the number of the signal (SIGINT, SIGTERM, SIGHUP) that
+    stopped the run once everything it started is stopped."""
     args = build_parser().parse_args(argv)
+    with StopSignals():
+        try:
+            return _run_command(args)
+        except KeyboardInterrupt as interrupt:
+            return _stopped(event_of(interrupt))
+
+
+def _stopped(event: SignalEvent) -> int:
+    """After an interrupt unwound the command: stop what is still running (run_compare usually has)."""
+    for outcome in CLEANUPS.run_all():
+        print(f"stopped {outcome['stopped']} {outcome.get('error', '')}".rstrip(), file=sys.stderr)
+    for left in CLEANUPS.pending():
+        print(f"could not stop {left}", file=sys.stderr)
+    print(f"interrupted by {event.name}", file=sys.stderr)
+    return event.exit_status
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from bench.compare import CompareOptions, run_compare
+
+    profile = get_profile(args.profile).with_overrides(
+        payload=args.payload,
+        payloads=args.payloads,
+        concurrency_levels=args.levels,
+        duration_s=args.duration,
+        requests_per_level=args.requests,
+        warmup_s=args.warmup,
+        repeats=args.repeats,
+        startup_runs=args.startup_runs,
+        cold_runs=args.cold_runs,
+        open_rate=args.open_rate,
+        open_runs=args.open_runs,
+        open_duration_s=args.open_duration,
+        ceiling_iterations=args.ceiling_iterations,
+        slo_search=args.slo_search,
+        sweep=args.sweep,
+        profiler=args.profiler,
+        jpeg_draft=args.jpeg_draft,
+        slo_ms=args.slo_ms,
+        slo_probes=args.slo_probes,
+        slo_probe_s=args.slo_probe_duration,
+    )
+    if args.budget is not None:
+        profile = replace(profile, budget_s=None if args.budget == NO_BUDGET else args.budget)
+    run_compare(
+        CompareOptions(
+            profile=profile,
+            runner=args.runner,
+            variant_names=[name.strip() for name in args.variants.split(",")] if args.variants else None,
+            variants_files=args.variants_file,
+            include_builtin=not args.no_builtin,
+            results_root=args.results_dir,
+            accuracy_manifest=args.accuracy_manifest,
+            pin_cores=not args.no_pin,
+        )
+    )
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "compare":
-            from bench.compare import CompareOptions, run_compare
-
-            profile = get_profile(args.profile).with_overrides(
-                payload=args.payload,
-                payloads=args.payloads,
-                concurrency_levels=args.levels,
-                duration_s=args.duration,
-                requests_per_level=args.requests,
-                warmup_s=args.warmup,
-                repeats=args.repeats,
-                startup_runs=args.startup_runs,
-                cold_runs=args.cold_runs,
-                open_rate=args.open_rate,
-                open_runs=args.open_runs,
-                open_duration_s=args.open_duration,
-                ceiling_iterations=args.ceiling_iterations,
-                slo_search=args.slo_search,
-                sweep=args.sweep,
-                profiler=args.profiler,
-                jpeg_draft=args.jpeg_draft,
-                slo_ms=args.slo_ms,
-                slo_probes=args.slo_probes,
-                slo_probe_s=args.slo_probe_duration,
-            )
-            if args.budget is not None:
-                profile = replace(profile, budget_s=None if args.budget == NO_BUDGET else args.budget)
-            run_compare(
-                CompareOptions(
-                    profile=profile,
-                    runner=args.runner,
-                    variant_names=[name.strip() for name in args.variants.split(",")]
-                    if args.variants
-                    else None,
-                    variants_files=args.variants_file,
-                    include_builtin=not args.no_builtin,
-                    results_root=args.results_dir,
-                    accuracy_manifest=args.accuracy_manifest,
-                    pin_cores=not args.no_pin,
-                )
-            )
+            _compare(args)
         elif args.command == "report":
             from rich.console import Console
 
@@ -208,4 +231,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_by_signal(main())

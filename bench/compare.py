@@ -26,6 +26,7 @@ from bench.collectors.resources import summarize_samples, within_window
 from bench.collectors.startup import measure_startup
 from bench.collectors.sysinfo import collect_sysinfo
 from bench.inprocess.approximation import approximating, run_approximation_gates
+from bench.interrupt import CLEANUPS, SignalEvent, active_stop_signals, event_of, interruption_record
 from bench.load.driver import LoadSpec, run_level
 from bench.payloads import Payload, describe_payload, load_payload
 from bench.probe import get_json
@@ -33,7 +34,7 @@ from bench.profiles import Profile
 from bench.registry import Variant, baseline_of, in_profile, load_registry, select_variants
 from bench.report import render_report
 from bench.report.browser import capture_if_available
-from bench.results import RESULTS_ROOT, RunDir, not_measured, write_json
+from bench.results import COMPLETE, INTERRUPTED, RESULTS_ROOT, RUNNING, RunDir, not_measured, write_json
 from bench.runners import (
     SKIPPED_VARIANTS_FILE,
     ComposeRunner,
@@ -82,8 +83,70 @@ def make_runner(name: str, cores: CorePlan) -> Runner:
     return LocalRunner(service_cores=cores.service)
 
 
+@dataclass
+class Steps:
+    """Runs the measuring steps: a failed one is written down for the report (its cells say why) instead of
+    ending the whole run. Where the run is (step, variant, progress line) is what run.json names when a
+    signal stops it."""
+
+    run_dir: RunDir
+    step: str = "setup"
+    variant: str | None = None
+    doing: str | None = None
+
+    @contextmanager
+    def run(self, variant: Variant, step: str) -> Iterator[None]:
+        self.step, self.variant = step, variant.name
+        try:
+            yield
+        except Exception as error:
+            write_json(
+                self.run_dir.variant_dir(variant.name) / "errors" / f"{step}.json",
+                {"step": step, "error": str(error)},
+            )
+            Console(stderr=True).print(f"[red]{variant.name}: {step} failed:[/] {error}")
+
+    def where(self) -> dict[str, str | None]:
+        return {"step": self.step, "variant": self.variant, "doing": self.doing}
+
+
+@dataclass
+class _Run:
+    """What every measuring step of one run reads."""
+
+    profile: Profile
+    registry: list[Variant]
+    variants: list[Variant]
+    payloads: dict[str, Payload]
+    run_dir: RunDir
+    cores: CorePlan
+    main_runner: Runner
+    external_runner: ExternalRunner
+    accuracy_manifest: Path
+    info: dict[str, Any]
+
+
 def run_compare(options: CompareOptions, console: Console | None = None) -> RunDir:
+    """The whole run; a stop signal or Ctrl-C (a KeyboardInterrupt, see bench/interrupt.py) stops what it
+    started, marks run.json interrupted and propagates."""
     console = console or Console(stderr=True)
+    run = _prepare(options, console)
+    steps = Steps(run.run_dir)
+    try:
+        _measure_all(run, steps, console)
+        steps.step, steps.variant, steps.doing = "report", None, "writing the report"
+        _finish(run)
+    except KeyboardInterrupt as stop:
+        _mark_interrupted(run, steps, event_of(stop), console)
+        raise
+    keep_screenshot(run.run_dir, console)
+    run.run_dir.refresh_latest()
+    console.print(f"report: {run.run_dir.report_file('md')}")
+    return run.run_dir
+
+
+def _prepare(options: CompareOptions, console: Console) -> _Run:
+    """Variants, runner, plan and payloads; the results directory with its first run.json."""
     profile = options.profile
     registry = load_registry(options.variants_files, include_builtin=options.include_builtin)
     # Named variants, else the profile's set: quick runs the seed's trio, full every strategy (`profiles`).
@@ -115,6 +178,7 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     write_json(run_dir.root / "raw" / SKIPPED_VARIANTS_FILE, [skip._asdict() for skip in skipped])
     run_info: dict[str, Any] = {
         "started_unix": time.time(),
+        "status": RUNNING,
         "profile": profile.to_dict(),
         "plan": plan.to_dict(),
         "runner": {**main_runner.describe(), "chosen_because": runner_reason},
@@ -132,14 +196,21 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     )
     if options.runner == "auto":
         console.print(f"runner: {runner_name} ({runner_reason})")
+    return _Run(
+        profile, registry, variants, payloads, run_dir, cores, main_runner, external_runner,
+        options.accuracy_manifest, run_info,
+    )  # fmt: skip
 
+
+def _measure_all(run: _Run, steps: Steps, console: Console) -> None:
+    profile, variants, payloads, run_dir = run.profile, run.variants, run.payloads, run.run_dir
     steps_per_variant = (
         profile.startup_runs + profile.cold_runs + profile.repeats * len(profile.concurrency_levels)
     )
     analysis_total = sum(analysis_steps(profile, variant.in_process is not None) for variant in variants)
     analysis_total += len(approximating(variants))
     with (
-        closing(main_runner),  # the compose runner takes its project down, also after a failure
+        closing(run.main_runner),  # the compose runner takes its project down, also after a failure
         Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -150,13 +221,15 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
     ):
         task = progress.add_task("starting", total=steps_per_variant * len(variants) + analysis_total)
 
-        def advance(description: str) -> None:
-            progress.update(task, advance=1, description=description)
+        def show(description: str, done: int = 0) -> None:
+            steps.doing = description
+            progress.update(task, advance=done, description=description)
 
+        advance = partial(show, done=1)
         for variant in variants:
-            runner = choose_runner(variant, main_runner, external_runner)
-            progress.update(task, description=f"{variant.name}: cold starts")
-            with failure_recorded(run_dir, variant, "startup"):
+            runner = choose_runner(variant, run.main_runner, run.external_runner)
+            show(f"{variant.name}: cold starts")
+            with steps.run(variant, "startup"):
                 startup = measure_startup(
                     runner,
                     variant,
@@ -170,29 +243,55 @@ def run_compare(options: CompareOptions, console: Console | None = None) -> RunD
                 write_json(run_dir.measurement(variant.name, "startup"), startup)
         for repeat in range(profile.repeats):
             for variant in variants:
-                runner = choose_runner(variant, main_runner, external_runner)
-                progress.update(task, description=f"{variant.name}: repeat {repeat + 1}/{profile.repeats}")
-                with failure_recorded(run_dir, variant, f"load-r{repeat}"):
+                runner = choose_runner(variant, run.main_runner, run.external_runner)
+                show(f"{variant.name}: repeat {repeat + 1}/{profile.repeats}")
+                with steps.run(variant, f"load-r{repeat}"):
                     _measure_service(
-                        runner, variant, repeat, profile, payloads[variant.name], run_dir, cores,
-                        options.accuracy_manifest, advance,
+                        runner, variant, repeat, profile, payloads[variant.name], run_dir, run.cores,
+                        run.accuracy_manifest, advance,
                     )  # fmt: skip
-        run_info["open_loop"] = _run_analyses(
-            variants, profile, payloads, run_dir, cores, main_runner, external_runner, advance
-        )
+        run.info["open_loop"] = _run_analyses(run, steps, advance)
         for variant in approximating(variants):  # every profile, in process: vs the variant it approximates
-            with failure_recorded(run_dir, variant, "approximation"):
-                run_approximation_gates(variant, registry, payloads[variant.name], run_dir, cores.service)
+            with steps.run(variant, "approximation"):
+                run_approximation_gates(
+                    variant, run.registry, payloads[variant.name], run_dir, run.cores.service
+                )
             advance(f"{variant.name}: approximation gates vs {variant.approximates}")
 
-    run_info["finished_unix"] = time.time()
-    run_info["plan"]["took_s"] = round(run_info["finished_unix"] - run_info["started_unix"], 1)
-    write_json(run_dir.run_file, run_info)
-    render_report(run_dir)
-    keep_screenshot(run_dir, console)
-    run_dir.refresh_latest()
-    console.print(f"report: {run_dir.report_file('md')}")
-    return run_dir
+
+def _finish(run: _Run) -> None:
+    run.info["status"] = COMPLETE
+    run.info["finished_unix"] = time.time()
+    run.info["plan"]["took_s"] = round(run.info["finished_unix"] - run.info["started_unix"], 1)
+    write_json(run.run_dir.run_file, run.info)
+    render_report(run.run_dir)
+
+
+def _mark_interrupted(run: _Run, steps: Steps, event: SignalEvent, console: Console) -> None:
+    """Stop what the unwinding left running, then write run.json as an interrupted run: the signal, when,
+    what the run was doing, and what the cleanup stopped (a second call of the cleanup finds nothing)."""
+    guard = active_stop_signals()
+    stopped = CLEANUPS.run_all()
+    run.info["status"] = INTERRUPTED
+    run.info["finished_unix"] = time.time()
+    run.info["plan"]["took_s"] = round(run.info["finished_unix"] - run.info["started_unix"], 1)
+    run.info["interrupted"] = interruption_record(
+        event,
+        steps.where(),
+        running=guard.running_at_signal if guard else [],
+        later=guard.received[1:] if guard else [],
+        cleanup={
+            "took_s": round(run.info["finished_unix"] - event.at_unix, 2),  # from the signal
+            "stopped_by_cleanup": stopped,  # what the unwinding's own stops had missed
+            "left_running": CLEANUPS.pending(),
+        },
+    )
+    write_json(run.run_dir.run_file, run.info)
+    where = " of ".join(part for part in (steps.step, steps.variant) if part)
+    console.print(
+        f"[yellow]interrupted by {event.name}[/] during {where}: partial results in {run.run_dir.root}"
+        " (results/latest still points at the last complete run)"
+    )
 
 
 def keep_screenshot(run_dir: RunDir, console: Console) -> None:
@@ -207,28 +306,20 @@ def keep_screenshot(run_dir: RunDir, console: Console) -> None:
         console.print(f"[yellow]report.html made network requests[/]: {check.requests}")
 
 
-def _run_analyses(
-    variants: list[Variant],
-    profile: Profile,
-    payloads: dict[str, Payload],
-    run_dir: RunDir,
-    cores: CorePlan,
-    main_runner: Runner,
-    external_runner: ExternalRunner,
-    advance: Callable[[str], None],
-) -> dict[str, Any]:
+def _run_analyses(run: _Run, steps: Steps, advance: Callable[[str], None]) -> dict[str, Any]:
     """In-process jobs (no service running), then open loop at one common rate and the SLO search."""
-    for variant in variants:
-        with failure_recorded(run_dir, variant, "in-process"):
-            run_inprocess_jobs(variant, payloads[variant.name], profile, run_dir, cores.service, advance)
-    open_loop = common_open_rate(run_dir, variants, profile)
+    profile, payloads, run_dir = run.profile, run.payloads, run.run_dir
+    for variant in run.variants:
+        with steps.run(variant, "in-process"):
+            run_inprocess_jobs(variant, payloads[variant.name], profile, run_dir, run.cores.service, advance)
+    open_loop = common_open_rate(run_dir, run.variants, profile)
     if profile.open_runs or profile.slo_search:
-        for variant in variants:
-            runner = choose_runner(variant, main_runner, external_runner)
-            with failure_recorded(run_dir, variant, "open-loop"):
+        for variant in run.variants:
+            runner = choose_runner(variant, run.main_runner, run.external_runner)
+            with steps.run(variant, "open-loop"):
                 run_service_analyses(
                     runner, variant, payloads[variant.name], profile, run_dir, open_loop["rate"],
-                    cores.generator, advance,
+                    run.cores.generator, advance,
                 )  # fmt: skip
     return open_loop
 
@@ -305,15 +396,3 @@ def _info(service: Service) -> dict[str, Any]:
         return {"base_url": service.base_url, "info": get_json(service.url(service.variant.info_path))}
     except Exception as error:  # an external service may not implement /info; the run goes on
         return not_measured(f"{service.variant.info_path} failed: {error}")
-
-
-@contextmanager
-def failure_recorded(run_dir: RunDir, variant: Variant, step: str) -> Iterator[None]:
-    """A failed step is written down for the report (its cells say why) instead of ending the whole run."""
-    try:
-        yield
-    except Exception as error:
-        write_json(
-            run_dir.variant_dir(variant.name) / "errors" / f"{step}.json", {"step": step, "error": str(error)}
-        )
-        Console(stderr=True).print(f"[red]{variant.name}: {step} failed:[/] {error}")

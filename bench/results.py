@@ -12,6 +12,8 @@ from typing import Any
 
 RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
 NOT_MEASURED = "n/a"
+# run.json's "status"; "running" after the process ended: it was killed by SIGKILL (or the machine died).
+RUNNING, COMPLETE, INTERRUPTED = "running", "complete", "interrupted"
 
 
 def not_measured(reason: str) -> dict[str, str]:

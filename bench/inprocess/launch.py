@@ -64,6 +64,9 @@ def run_inprocess(
             stderr=subprocess.STDOUT,
             timeout=JOB_TIMEOUT_S,
             preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+            # Its own session: a signal to the bench's group reaches the bench, whose cleanup ends this job,
+            # rather than killing it first and being written up as a failed step.
+            start_new_session=True,
             check=False,
         )
     if completed.returncode != 0:

@@ -45,6 +45,9 @@ def run_level(spec: LoadSpec, out_dir: Path, cores: list[int] | None = None) -> 
     spec_path.write_text(json.dumps(asdict(spec), indent=2) + "\n")
     log_path = out_dir / "driver.log"
     with log_path.open("wb") as log:
+        # Its own session: only the bench ends it. An interrupt (bench/interrupt.py) reaches subprocess.run as
+        # a KeyboardInterrupt, on which it kills the child and waits for it; a signal to the bench's process
+        # group would otherwise end the driver first and show as a failed level.
         completed = subprocess.run(
             [sys.executable, "-m", "bench.load.driver", str(spec_path), str(out_dir)],
             stdin=subprocess.DEVNULL,
@@ -52,6 +55,7 @@ def run_level(spec: LoadSpec, out_dir: Path, cores: list[int] | None = None) -> 
             stderr=subprocess.STDOUT,
             timeout=spec.warmup_s + spec.duration_s + spec.request_timeout_s + _EXIT_GRACE_S,
             preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+            start_new_session=True,
             check=False,
         )
     if completed.returncode != 0:

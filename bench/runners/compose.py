@@ -11,18 +11,21 @@ takes it down whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
 from bench.collectors.footprint import artifact_sizes
+from bench.interrupt import CLEANUPS, critical
 from bench.registry import Variant
 from bench.results import not_measured
 from bench.runners.base import ResourceSampler, Runner, Service, StartupError
@@ -48,6 +51,8 @@ PROJECT_ENV = "BENCH_COMPOSE_PROJECT"
 DEFAULT_PROJECT = "serving-lab-bench"
 STATUS_CHECK_INTERVAL_S = 0.5  # wait_ready polls every 20 ms; `docker inspect` that often would cost a core
 COMPOSE_TIMEOUT_S = 600.0
+# Cleanup runs within the interrupt's deadline (bench/interrupt.py): `down` stops containers in parallel.
+STOP_TIMEOUT_S, DOWN_TIMEOUT_S, LOGS_TIMEOUT_S = 30.0, 40.0, 20.0
 BUILD_HINT = (
     "build them with `make docker-images` (`OFFLINE=1 docker/build.sh` where no registry is reachable)"
 )
@@ -97,13 +102,22 @@ class ComposeRunner(Runner):
     # --- compose and its configuration ---
 
     def _compose(
-        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout_s: float = COMPOSE_TIMEOUT_S,
     ) -> subprocess.CompletedProcess[str]:
         profiles = [flag for profile in self._all_profiles() for flag in ("--profile", profile)]
-        return self._run_compose([*profiles, *args], env=env, check=check)
+        return self._run_compose([*profiles, *args], env=env, check=check, timeout_s=timeout_s)
 
     def _run_compose(
-        self, args: list[str], *, env: dict[str, str] | None = None, check: bool = True
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout_s: float = COMPOSE_TIMEOUT_S,
     ) -> subprocess.CompletedProcess[str]:
         command = [*self.compose, "-f", str(self.compose_file), "-p", self.project, *args]
         done = subprocess.run(
@@ -112,7 +126,8 @@ class ComposeRunner(Runner):
             env={**os.environ, **RUN_ENVIRONMENT, **(env or {})},
             capture_output=True,
             text=True,
-            timeout=COMPOSE_TIMEOUT_S,
+            timeout=timeout_s,
+            start_new_session=True,  # like engine.docker: out of reach of signals sent to the bench's group
         )
         if check and done.returncode != 0:
             raise StartupError(f"`compose {' '.join(args)}` failed: {done.stderr.strip()[-2000:]}")
@@ -172,7 +187,8 @@ class ComposeRunner(Runner):
         self.close()  # containers a killed earlier run left in the bench's project
 
     def close(self) -> None:
-        self._compose("down", "--remove-orphans", "--timeout", "10", check=False)
+        """Take the bench's project down (idempotent: a second call finds nothing to remove)."""
+        self._compose("down", "--remove-orphans", "--timeout", "10", check=False, timeout_s=DOWN_TIMEOUT_S)
 
     # --- one service ---
 
@@ -203,7 +219,14 @@ class ComposeRunner(Runner):
         self._compose(
             "up", "--no-start", "--no-deps", "--no-build", "--force-recreate", service_name, env=env
         )  # fmt: skip
-        container = self._container_of(service_name)
+        with critical():
+            container = self._container_of(service_name)
+            CLEANUPS.add(
+                container,
+                f"{variant.name} (container {container[:12]}, project {self.project})",
+                stop=partial(self._remove_container, container),
+                kill=partial(self._remove_container, container),
+            )
         try:
             if self.service_cores:
                 docker("update", "--cpuset-cpus", ",".join(map(str, self.service_cores)), container)
@@ -212,7 +235,7 @@ class ComposeRunner(Runner):
             ports = inspect("container", container)["NetworkSettings"].get("Ports") or {}
             port = pick_published_port(ports, host_port)
         except EngineError as error:
-            docker("rm", "-f", "-v", container, check=False)
+            self._remove_container(container)
             raise StartupError(f"{variant.name}: {error}") from error
         return Service(
             variant=variant,
@@ -242,10 +265,21 @@ class ComposeRunner(Runner):
             return
         if service.log_path is not None:
             service.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with service.log_path.open("w") as log:
-                subprocess.run(["docker", "logs", service.container], stdout=log, stderr=subprocess.STDOUT)
-        docker("stop", "--time", "10", service.container, check=False)
-        docker("rm", "-f", "-v", service.container, check=False)
+            with service.log_path.open("w") as log, contextlib.suppress(subprocess.TimeoutExpired):
+                subprocess.run(
+                    ["docker", "logs", service.container],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=LOGS_TIMEOUT_S,
+                    start_new_session=True,
+                )
+        docker("stop", "--time", "10", service.container, check=False, timeout=STOP_TIMEOUT_S)
+        self._remove_container(service.container)
+
+    @staticmethod
+    def _remove_container(container: str) -> None:
+        docker("rm", "-f", "-v", container, check=False, timeout=STOP_TIMEOUT_S)
+        CLEANUPS.discard(container)
 
     # --- measurements ---
 

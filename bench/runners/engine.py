@@ -41,7 +41,11 @@ class EngineError(RuntimeError):
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    """One docker CLI call, in a session of its own: a signal sent to the bench's process group must not end
+    the `docker stop` of its cleanup (the bench kills a call it abandons itself)."""
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, start_new_session=True
+    )
     if check and done.returncode != 0:
         raise EngineError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()[-1500:]}")
     return done

@@ -10,11 +10,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Collection, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.collectors.footprint import artifact_sizes, dependency_closure_size
 from bench.collectors.resources import ProcessTreeSampler
+from bench.interrupt import CLEANUPS, critical
 from bench.registry import Variant
 from bench.results import not_measured
 from bench.runners.base import ResourceSampler, Runner, Service, StartupError
@@ -97,6 +99,24 @@ def spawn_local(
         )
 
 
+def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)  # the group start_new_session created (pgid == pid)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM to the whole group, SIGKILL after ``grace_s``; the group too once its leader has exited (a
+    worker it forked may outlive it)."""
+    if process.poll() is None:
+        signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            signal_group(process, signal.SIGKILL)
+            process.wait(timeout=grace_s)
+    signal_group(process, signal.SIGKILL)
+
+
 class LocalRunner(Runner):
     name: ClassVar[str] = "local"
 
@@ -128,7 +148,14 @@ class LocalRunner(Runner):
             log_path = Path(tempfile.mkstemp(prefix=f"bench-{variant.name}-", suffix=".log")[1])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cores = self.service_cores
-        process = spawn_local(variant, port, log_path, cores, cold=cold)
+        with critical():
+            process = spawn_local(variant, port, log_path, cores, cold=cold)
+            CLEANUPS.add(
+                process,
+                f"{variant.name} (process group {process.pid}, port {port})",
+                stop=partial(stop_process_group, process),
+                kill=partial(signal_group, process, signal.SIGKILL),
+            )
         return Service(
             variant=variant,
             base_url=f"http://127.0.0.1:{port}",
@@ -144,20 +171,8 @@ class LocalRunner(Runner):
         return None if code is None else f"exit code {code}"
 
     def stop(self, service: Service) -> None:
-        process: subprocess.Popen[bytes] = service.handle
-        if process.poll() is not None:
-            return
-        self._signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            self._signal_group(process, signal.SIGKILL)
-            process.wait(timeout=STOP_GRACE_S)
-
-    @staticmethod
-    def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)  # the group we created with start_new_session (pgid == pid)
+        stop_process_group(service.handle)
+        CLEANUPS.discard(service.handle)
 
     def startup_unmeasurable(self, variant: Variant) -> str | None:
         return None if variant.local is not None else "no [variant.local] launch declared"
