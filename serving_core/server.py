@@ -3,7 +3,8 @@
 It prepares what must exist before the workers start: the Prometheus multiprocess directory (a fresh temporary
 one when ``PROMETHEUS_MULTIPROC_DIR`` is unset, so several workers report correct totals) and the runtime
 directory the workers use to tell each other about reloads. Then it hands over to uvicorn with JSON logging
-and a graceful-shutdown timeout.
+and a graceful-shutdown timeout, on uvicorn's httptools protocol with a lingering close
+(``serving_core.lingering``): a client that sends its whole body before reading gets an early 413, no reset.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from serving_core.jsonlog import log_config
+from serving_core.lingering import LingeringHttpToolsProtocol
 
 # Nothing that imports prometheus_client may be imported here: it picks its storage mode (in-process or
 # multiprocess files) at import time, so the worker must import it only after PROMETHEUS_MULTIPROC_DIR is set.
@@ -70,6 +72,7 @@ def serve(app_import_path: str, settings: ServingSettings) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        http=LingeringHttpToolsProtocol,
         log_config=log_config(settings.log_level),
         log_level=settings.log_level,
         access_log=False,

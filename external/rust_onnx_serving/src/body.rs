@@ -44,34 +44,19 @@ pub fn media_type(content_type: Option<&str>) -> String {
 }
 
 /// The whole body, refused with 413 as soon as it exceeds `limit` (also for chunked bodies without a length).
-/// What is left of an oversized body is read and thrown away (up to a bound) so that the client, still
-/// sending, reads the 413 instead of a reset connection.
+/// The 413 goes out at once; what is left of the body is read and thrown away by the lingering close after it
+/// (middleware.rs `Unread`), so that the client, still sending, reads the 413 instead of a reset connection.
 pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|_| ApiError::invalid_image("the request body could not be read"))?;
         if body.len() + chunk.len() > limit {
-            drop(body);
-            drain(payload, limit).await;
             return Err(ApiError::payload_too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Read and discard at most a few times `limit` more bytes, for at most a few seconds.
-pub async fn drain(mut payload: web::Payload, limit: usize) {
-    let budget = limit.saturating_mul(4).max(1 << 20);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut seen = 0usize;
-    while seen < budget {
-        match tokio::time::timeout_at(deadline, payload.next()).await {
-            Ok(Some(Ok(chunk))) => seen += chunk.len(),
-            _ => break,
-        }
-    }
 }
 
 fn unsupported(media_type: &str) -> ApiError {

@@ -1,16 +1,24 @@
 //! Around every request, as serving_core/middleware.py: a request id (echoed as X-Request-Id), the in-flight
 //! limit on /predict* (503 + Retry-After at once, before reading anything), the body limit from
-//! Content-Length (413 before reading), the in-flight gauge, request metrics and one JSON access-log line.
+//! Content-Length (413 before reading), the in-flight gauge, request metrics and one JSON access-log line;
+//! and a request body answered before it was all read is kept open until the answer is written (`Unread`).
 
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::body::BoxBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, Error};
+use actix_web::web::Bytes;
+use actix_web::{web, Error, HttpMessage};
 use futures_util::future::LocalBoxFuture;
+use futures_util::Stream;
 
 use crate::errors::ApiError;
 use crate::log;
@@ -123,8 +131,74 @@ fn refusal(state: &AppState, path: &str, request: &ServiceRequest) -> Option<Api
     None
 }
 
+/// The request body, read by the handler through this handle while the middleware keeps another.
+///
+/// actix-http decides how to close when the response has been written. A request body still unread then and
+/// still referenced gets `Connection: close` and a lingering close: what the client still sends is read and
+/// dropped until it closes or `client_disconnect_timeout` (server.rs) passes, so a client that sends all
+/// before reading gets the answer instead of a reset. A chunked body the handler has already dropped is
+/// instead drained to its end with no bound in bytes or time (a client that stalls holds the connection).
+#[derive(Clone)]
+struct Unread(Rc<RefCell<Option<Payload>>>);
+
+impl Unread {
+    /// Puts a shared handle in place of `request`'s body, if it has one.
+    fn share(request: &mut ServiceRequest) -> Option<Self> {
+        let payload = request.take_payload();
+        if matches!(payload, Payload::None) {
+            return None;
+        }
+        let unread = Self(Rc::new(RefCell::new(Some(payload))));
+        request.set_payload(Payload::Stream {
+            payload: Box::pin(unread.clone()),
+        });
+        Some(unread)
+    }
+
+    fn finished(&self) -> bool {
+        self.0.borrow().is_none()
+    }
+}
+
+impl Stream for Unread {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut slot = self.0.borrow_mut();
+        let Some(payload) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let next = Pin::new(payload).poll_next(cx);
+        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
+            *slot = None;
+        }
+        next
+    }
+}
+
+/// A response body that holds the request body open until the last byte of the response is written.
+struct HoldingBody {
+    body: BoxBody,
+    _unread: Unread,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
+    }
+}
+
 pub fn handle<S>(
-    request: ServiceRequest,
+    mut request: ServiceRequest,
     service: &S,
 ) -> LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, Error>>
 where
@@ -146,6 +220,7 @@ where
     let request_id = safe_request_id(incoming).unwrap_or_else(new_request_id);
     let path = request.path().to_string();
     let method = request.method().to_string();
+    let unread = Unread::share(&mut request);
 
     let outcome: LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, Error>> =
         match refusal(&state, &path, &request) {
@@ -166,6 +241,14 @@ where
 
     Box::pin(async move {
         let mut response = outcome.await?;
+        if let Some(unread) = unread.filter(|unread| !unread.finished()) {
+            response = response.map_body(|_, body| {
+                BoxBody::new(HoldingBody {
+                    body,
+                    _unread: unread,
+                })
+            });
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response
                 .headers_mut()
