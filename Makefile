@@ -32,7 +32,7 @@ MODEL_SOURCES := $(wildcard model_zoo/*.py)
 TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py) $(wildcard artifact_contract/*.py)
 CPU_STAMP := build/.cpu-fingerprint
 
-.PHONY: help setup model images artifacts compare report docker-images test test-fast lint format clean
+.PHONY: help setup model images artifacts compare report docker-images k8s test test-fast lint format clean
 
 help:
 	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|frameworks|full, RUNNER=auto|local|compose)"
@@ -42,7 +42,8 @@ help:
 	@echo "make images    regenerate the payloads in images/"
 	@echo "make serve-<variant>   start one registered variant (serve-torch, serve-onnx; settings from .env)"
 	@echo "make docker-images   slim + dev image of every variant and the Locust image (OFFLINE=1: no registry)"
-	@echo "make lint      ruff, and the import layers (import-linter, contracts in pyproject.toml)"
+	@echo "make lint      ruff, the import layers (import-linter, contracts in pyproject.toml), deploy/k8s up to date"
+	@echo "make k8s       regenerate deploy/k8s from the registry and compose.yaml"
 
 $(VENV_STAMP): requirements/*.txt $(VARIANT_REQUIREMENTS) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -104,6 +105,10 @@ lint: $(VENV_STAMP)
 	@mkdir -p build
 	$(PY) -m bench.registry import-contracts >build/import-contracts.ini
 	$(VENV)/bin/lint-imports build/import-contracts.ini
+	$(PY) -m bench.k8s --check
+
+k8s: $(VENV_STAMP)
+	$(PY) -m bench.k8s
 
 format: $(VENV_STAMP)
 	$(VENV)/bin/ruff check --fix .

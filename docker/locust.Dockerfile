@@ -19,7 +19,7 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHON
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
 COPY images/ images/
-COPY bench/__init__.py bench/registry.py bench/payloads.py bench/
+COPY bench/__init__.py bench/registry.py bench/payloads.py bench/results.py bench/
 COPY bench/load/ bench/load/
 USER locust
 EXPOSE 8089
