@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 ARTIFACTS_DIR ?= build/artifacts
 PROFILE ?= quick
 RUNNER ?= auto
+SOAK_VARIANTS ?= onnx,torch,rust
+SOAK_DURATION ?= 30m
 PYTEST_ARGS ?= --durations=40
 
 # The CPU-only torch wheel beside the project, put first on pip's find-links (an inherited PIP_FIND_LINKS is kept
@@ -32,10 +34,12 @@ MODEL_SOURCES := $(wildcard model_zoo/*.py)
 TRANSFORM_SOURCES := $(wildcard onnx_graph_transform/*.py) $(wildcard artifact_contract/*.py)
 CPU_STAMP := build/.cpu-fingerprint
 
-.PHONY: help setup model images artifacts compare report docker-images k8s test test-fast lint format clean
+.PHONY: help setup model images artifacts compare report soak fault-kill-worker docker-images k8s test test-fast lint format clean
 
 help:
 	@echo "make compare   build what is missing, run every variant, write results/latest/ (PROFILE=quick|frameworks|full, RUNNER=auto|local|compose)"
+	@echo "make soak      each variant at 70% of capacity for SOAK_DURATION (30m), memory/fds/threads judged"
+	@echo "make fault-kill-worker   SIGKILL one worker of onnx-2workers under load; what was lost, how fast back"
 	@echo "make test      the whole test suite (unit, live services, Docker when an engine answers)"
 	@echo "make model     retrain the default model on the scikit-learn digits (about 5 minutes on 2 cores)"
 	@echo "make artifacts export, fuse, optimize, quantize and validate the ONNX artifacts into $(ARTIFACTS_DIR)"
@@ -81,6 +85,14 @@ compare: artifacts
 
 report: $(VENV_STAMP)
 	$(PY) -m bench report results/latest
+
+# Soak: each variant held at 70% of its measured capacity for SOAK_DURATION, its process tree sampled (RSS per
+# 10k requests, fds, threads); results/soak/<stamp>/soak.{json,md}. The fault: SIGKILL of one worker under load.
+soak: artifacts
+	$(PY) -m bench.soak --variants $(SOAK_VARIANTS) --duration $(SOAK_DURATION)
+
+fault-kill-worker: artifacts
+	$(PY) -m bench.soak --fault kill-worker --variants onnx-2workers
 
 # `make serve-<variant>` for every variant of the registry (bench/variants.toml) that is a Python package: its
 # module, with the settings from .env and the variant's own `settings` over them; the ONNX artifacts are built first when the variant serves one of them.

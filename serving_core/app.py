@@ -40,11 +40,17 @@ def create_app(predictor_factory: PredictorFactory, settings: ServingSettings) -
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics.set_ready(False)
+        if serving.models.replaces_a_worker():
+            # The shared socket would hand this worker its share of new connections while it loads, and it
+            # could only answer them 503: it loads first (uvicorn accepts only after the startup), and the
+            # other workers serve meanwhile.
+            await serving.models.initial_load()
         background = [
-            asyncio.create_task(serving.models.initial_load()),
             asyncio.create_task(_refresh_process_metrics()),
             asyncio.create_task(serving.models.follow_reloads()),
         ]
+        if serving.models.predictor is None and serving.models.load_error is None:
+            background.append(asyncio.create_task(serving.models.initial_load()))
         try:
             yield
         finally:

@@ -3,7 +3,9 @@
 A reload builds a fresh predictor, loads and warms it off the event loop, then replaces one reference:
 requests already running finish on the old model, new ones get the new one, none fails. With several uvicorn
 workers the worker that received ``/admin/reload`` bumps a generation counter in ``SERVING_RUNTIME_DIR``; the
-other workers poll it and reload themselves within about half a second.
+other workers poll it and reload themselves within about half a second. The first worker to get ready also
+leaves a mark there, so a worker the supervisor starts later (to replace one that died) knows the service is
+already serving and loads its model before it accepts connections (``replaces_a_worker``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from serving_core.settings import RUNTIME_DIR_ENV, ServingSettings
 log = logging.getLogger("serving_core.model")
 
 GENERATION_FILE = "reload_generation"
+SERVED_FILE = "served"  # exists once a worker of this service has been ready
 GENERATION_POLL_SECONDS = 0.5
 
 
@@ -63,9 +66,15 @@ class ModelHolder:
         self._lock = asyncio.Lock()
         runtime_dir = _runtime_dir()
         self._generation_path = runtime_dir / GENERATION_FILE if runtime_dir else None
+        self._served_path = runtime_dir / SERVED_FILE if runtime_dir else None
         self._generation = _read_generation(self._generation_path)
         self.load_error: str | None = None
         self.reloads = 0
+
+    def replaces_a_worker(self) -> bool:
+        """Whether another worker of this service has been ready before this one started (this one replaces
+        a worker that died): it then has no reason to answer 503 while the others serve."""
+        return self._served_path is not None and self._served_path.exists()
 
     @property
     def predictor(self) -> Predictor | None:
@@ -97,6 +106,8 @@ class ModelHolder:
             return
         self._predictor = predictor
         metrics.set_ready(True)  # per worker: /metrics reports each worker's readiness
+        if self._served_path is not None:
+            self._served_path.touch()
         log.info("ready", extra={"model_hash": predictor.model_hash, "variant": self._settings.variant})
 
     async def reload(self, *, broadcast: bool = True) -> ReloadOutcome:
