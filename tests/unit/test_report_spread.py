@@ -102,3 +102,40 @@ def test_the_statistics_behind_the_causes() -> None:
     assert two_modes([10.0] * 5) is None  # too few to tell
     assert two_groups([20.0, 21.0, 22.0, 23.0]) is None  # evenly spread, not two groups
     assert two_groups([20.0, 25.0]) is None  # two repeats cannot show a cluster
+
+
+def _two_variant_flags(a_rps: list[float], b_rps: list[float]) -> list[ReportFlag]:
+    """Variants a and b, their repeats interleaved as the bench runs them."""
+    variants = {
+        name: VariantRecords(
+            name, levels=[_level(r, rps, _steady_latencies(r)) for r, rps in enumerate(values)]
+        )
+        for name, values in (("a", a_rps), ("b", b_rps))
+    }
+    info = RunInfo.model_validate(
+        {"profile": {"concurrency_levels": [8], "repeats": len(a_rps)}, "baseline": "a",
+         "sysinfo": {"logical_cores": 2, "load_average_1m_at_start": 0.1},
+         "variants": [{"name": "a"}, {"name": "b"}]}
+    )  # fmt: skip
+    run = RunRecords(Path(), info, variants, [], info.model_dump())
+    cells = {name: Cell(values=values) for name, values in (("a", a_rps), ("b", b_rps))}
+    rows = [Row("closed loop, concurrency 8", "c8.rps", "successful requests/s", "req/s", "higher", cells)]
+    tabulate(rows, ["a", "b"], "a")
+    return spread_flags(run, rows)
+
+
+def test_a_slowdown_every_variant_shared_is_named_machine_wide() -> None:
+    # Both slower by ~12% in repeat 1: the machine, not the variant (the quick run of 2026-12-01 looked so).
+    flags = {flag.variant: flag for flag in _two_variant_flags([60.0, 53.0], [36.0, 31.8])}
+    assert set(flags) == {"a", "b"}
+    for flag in flags.values():
+        assert "machine-wide slowdown: the other variants ran 12% slower in repeat 1 too" in flag.message
+        assert flag.short is not None and flag.short.endswith("machine-wide slowdown")
+
+
+def test_a_slowdown_of_one_variant_alone_is_not_machine_wide() -> None:
+    flags = {flag.variant: flag for flag in _two_variant_flags([60.0, 50.0], [36.0, 36.2])}
+    assert set(flags) == {"a"} and "machine-wide" not in flags["a"].message
+    # the other variant moved, but far less than this one: still not the machine's doing
+    flags = {flag.variant: flag for flag in _two_variant_flags([60.0, 48.0], [36.0, 34.0])}
+    assert "machine-wide" not in flags["a"].message

@@ -47,7 +47,7 @@ def openloop_section(run: RunRecords) -> list[Row]:
             flag = warning(FlagCode.BEHIND_SCHEDULE, "generator fell behind its schedule")
         unstable = [one.window.stability.reason for one in runs if not one.window.stability.stable]
         if key == "open.rps" and unstable:
-            flag = warning(FlagCode.UNSTABLE_RUN, f"unstable: {unstable[0]}")
+            flag = warning(FlagCode.UNSTABLE_RUN, f"unstable: {unstable[0].removeprefix('unstable: ')}")
         return Cell(values=values, flag=flag)
 
     return spec_rows(run, section, specs, cell, "open-loop runs")
