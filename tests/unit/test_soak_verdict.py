@@ -72,7 +72,7 @@ def test_flat_memory_passes_with_a_slope_near_zero() -> None:
 def test_a_leak_of_a_few_hundred_bytes_per_request_fails() -> None:
     fits, verdict = _verdict(_samples(rss_per_request=300.0))  # 3 MB per 10k requests
     assert _status(verdict, "rss_slope") == "fail" and verdict.status == "fail"
-    assert fits.rss.per_10k_requests == pytest.approx(3.0, rel=0.1)
+    assert fits.rss.per_10k_requests == pytest.approx(3.0, rel=0.2)  # later half: fewer samples
 
 
 def test_allocator_steps_and_a_trim_are_not_a_leak_but_a_leak_under_them_is() -> None:
