@@ -55,8 +55,10 @@ def render_markdown(run: SoakRun) -> str:
     if run.variants:
         lines += [
             "RSS, fds and threads are summed over each service's process tree and fitted (least squares) "
-            "against the requests served after the warm-up; the RSS slope is the median of 8 blocks' slopes, "
-            "immune to the allocator's steps and trims (bench/soak/verdict.py says why, and the bounds).",
+            "against the requests served after the warm-up; the RSS slope is the median of 8 blocks' slopes "
+            "over the later half of that window (first -> last: its RSS), immune to the allocator's steps "
+            "and trims; raw: one line through the whole window (bench/soak/verdict.py says why, and the "
+            "bounds).",
             "",
             "| variant | verdict | capacity req/s | rate req/s | requests | failed | judged | "
             "RSS MB/10k req | raw RSS MB/10k | RSS MB first -> last | other fds /10k | sockets /10k | "
