@@ -19,11 +19,13 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from bench import k8s
+from bench.k8s import constants, differences
+from bench.k8s.compose import Compose
+from bench.k8s.serving import deployable
 from bench.profiles import PROFILES
-from bench.registry import in_profile, load_registry
+from bench.registry import REPO_ROOT, in_profile, load_registry
 
-DEPLOY = k8s.OUTPUT_DIR
+DEPLOY = constants.OUTPUT_DIR
 KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources"}
 ROOTS = {
     "base": DEPLOY / "base",
@@ -85,12 +87,12 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def compose_variants() -> dict[str, Any]:
-    compose = k8s.Compose()
-    return {v.name: v for v in k8s.deployable(load_registry([k8s.EXTERNAL_HOOK_FILE], environ={}), compose)}
+    compose = Compose()
+    return {v.name: v for v in deployable(load_registry([constants.EXTERNAL_HOOK_FILE], environ={}), compose)}
 
 
 def test_committed_manifests_are_what_the_registry_and_compose_generate() -> None:
-    assert k8s.differences() == [], "deploy/k8s is out of date: run `python -m bench.k8s`"
+    assert differences() == [], "deploy/k8s is out of date: run `python -m bench.k8s`"
 
 
 @pytest.mark.parametrize("root", sorted(ROOTS), ids=str)
@@ -110,15 +112,17 @@ def test_each_overlay_runs_its_profiles_variants(profile: str) -> None:
     variants = compose_variants()
     expected = {v.name for v in in_profile(list(variants.values()), profile)}
     deployments = of_kind(resources, "Deployment")
-    assert {d["metadata"]["labels"][k8s.VARIANT_LABEL] for d in deployments.values()} == expected
+    assert {d["metadata"]["labels"][constants.VARIANT_LABEL] for d in deployments.values()} == expected
     assert not of_kind(resources, "Job")  # the load generator is applied on its own, for each run
-    assert set(of_kind(resources, "Namespace")) == {k8s.NAMESPACE}
-    assert {r["metadata"].get("namespace") for r in resources if r["kind"] != "Namespace"} == {k8s.NAMESPACE}
+    assert set(of_kind(resources, "Namespace")) == {constants.NAMESPACE}
+    assert {r["metadata"].get("namespace") for r in resources if r["kind"] != "Namespace"} == {
+        constants.NAMESPACE
+    }
 
 
 def test_the_quick_overlay_is_torch_onnx_and_rust() -> None:
     deployments = of_kind(render(ROOTS["quick"]), "Deployment")
-    assert sorted(d["metadata"]["labels"][k8s.VARIANT_LABEL] for d in deployments.values()) == [
+    assert sorted(d["metadata"]["labels"][constants.VARIANT_LABEL] for d in deployments.values()) == [
         "onnx",
         "rust",
         "torch",
@@ -128,10 +132,10 @@ def test_the_quick_overlay_is_torch_onnx_and_rust() -> None:
 def test_every_service_deployment_is_reachable_probed_sized_and_autoscaled() -> None:
     resources = render(ROOTS["base"])
     services, autoscalers = of_kind(resources, "Service"), of_kind(resources, "HorizontalPodAutoscaler")
-    compose = k8s.Compose()
+    compose = Compose()
     variants = compose_variants()
     for name, deployment in of_kind(resources, "Deployment").items():
-        variant = variants[deployment["metadata"]["labels"][k8s.VARIANT_LABEL]]
+        variant = variants[deployment["metadata"]["labels"][constants.VARIANT_LABEL]]
         assert name == variant.compose_service  # in-cluster URLs are compose's: http://onnx-serving:8002
         pod = pod_spec(deployment)
         template_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -148,7 +152,7 @@ def test_every_service_deployment_is_reachable_probed_sized_and_autoscaled() -> 
         assert container["readinessProbe"]["httpGet"] == {"path": variant.ready_path, "port": "http"}
         startup = container["startupProbe"]
         assert startup["httpGet"]["path"] == "/health"
-        assert startup["periodSeconds"] * startup["failureThreshold"] >= k8s.DEFAULT_START_PERIOD_S
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= constants.DEFAULT_START_PERIOD_S
         # the bench's core budget: requests = limits = compose's limits (1 CPU), so Guaranteed QoS
         limits = compose.limits(name)
         assert limits["cpu"] == "1"
@@ -168,7 +172,7 @@ def test_a_mounted_artifact_folder_is_filled_from_an_image_that_carries_it() -> 
     deployment = of_kind(render(ROOTS["quick"]), "Deployment")["rust-onnx-serving"]
     pod = pod_spec(deployment)
     (copy,) = pod["initContainers"]
-    assert copy["image"] == k8s.Compose().image("onnx-serving")
+    assert copy["image"] == Compose().image("onnx-serving")
     assert copy["command"] == ["cp", "-R", "/app/build/artifacts/.", "/artifacts"]
     environment = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
     assert environment["ONNX_MODEL"] == "/artifacts/fused.optimized.onnx"
@@ -188,8 +192,8 @@ def test_locust_runs_the_bench_locustfile_as_master_and_workers_against_a_servic
     for pod in (master, worker):
         (container,) = pod["containers"]
         assert "command" not in container  # the image's entrypoint: locust -f bench/load/locustfile.py
-        assert container["image"] == k8s.Compose().image("locust-master")
-    dockerfile = (k8s.REPO_ROOT / "docker" / "locust.Dockerfile").read_text()
+        assert container["image"] == Compose().image("locust-master")
+    dockerfile = (REPO_ROOT / "docker" / "locust.Dockerfile").read_text()
     assert 'ENTRYPOINT ["locust", "-f", "bench/load/locustfile.py"]' in dockerfile
     master_args, worker_args = master["containers"][0]["args"], worker["containers"][0]["args"]
     assert {"--master", "--headless", "--json"} <= set(master_args)
