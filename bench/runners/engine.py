@@ -229,7 +229,9 @@ def fat_counterpart_footprint(served_image: str) -> dict[str, Any]:
         return not_measured(f"served image {served_image} is not a {SLIM_TAG_SUFFIX} tag: no fat counterpart")
     fat = served_image.removesuffix(SLIM_TAG_SUFFIX) + FAT_TAG_SUFFIX
     if not image_exists(fat):
-        return not_measured(f"no {fat} image (docker/build.sh builds it)")
+        return not_measured(
+            f"no {fat} image (docker/build.sh makes the flavours [variant.image] lists; ALL_FLAVOURS=1 all)"
+        )
     return image_footprint(fat)
 
 
