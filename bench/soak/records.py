@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Status = Literal["pass", "fail", "inconclusive"]
 
 
 class SoakRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_a_number(cls, data: Any) -> Any:
+        """bench.results.write_json writes NaN (a figure not computed) as null, strict JSON: read it back."""
+        if not isinstance(data, dict):
+            return data
+        floats = {name for name, field in cls.model_fields.items() if field.annotation is float}
+        return {key: math.nan if value is None and key in floats else value for key, value in data.items()}
 
 
 class TreeSample(SoakRecord):

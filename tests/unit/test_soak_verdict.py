@@ -161,3 +161,17 @@ def test_durations_and_the_warmup_rule() -> None:
     with pytest.raises(ValueError):
         parse_duration("soon")
     assert default_warmup_s(45) == 10 and default_warmup_s(300) == 30 and default_warmup_s(1800) == 180
+
+
+def test_a_figure_not_computed_survives_the_json_round_trip(tmp_path) -> None:
+    """write_json writes NaN as null (strict JSON); the records read it back as NaN."""
+    import math
+
+    from bench.results import write_json
+    from bench.soak.records import SlopeFit
+
+    fit = SlopeFit(quantity="rss", unit="MB", per_10k_requests=math.nan, first=1.0, last=2.0,
+                   growth_over_window=math.nan, later_half_growth=math.nan, samples=3)  # fmt: skip
+    path = write_json(tmp_path / "fit.json", fit.model_dump(mode="json")) or tmp_path / "fit.json"
+    back = SlopeFit.model_validate_json(path.read_text())
+    assert math.isnan(back.later_half_growth) and math.isnan(back.per_10k_requests) and back.samples == 3
