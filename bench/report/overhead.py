@@ -46,6 +46,16 @@ class Overhead:
     def throughput_ratio(self) -> float:
         return self.rps / self.hosted_rps if self.hosted_rps > 0 else math.nan
 
+    def sentence(self) -> str:
+        """Its overhead in one clause, for its verdict line."""
+        level = f"c{self.users}" if self.users is not None else "the top level"
+        return (
+            f"the framework over {self.hosted}: {_signed(self.c1_delta_ms, 'ms', 'c1 p50')},"
+            f" {_ratio(self.throughput_ratio, f'{level} req/s')}, RSS {_number(self.rss_mb)} vs"
+            f" {_number(self.hosted_rss_mb)} MB, ready {_number(self.ready_s)} vs"
+            f" {_number(self.hosted_ready_s)} s"
+        )
+
     def cells(self) -> list[str]:
         """The row of the overhead table (see ``HEADER``)."""
         return [

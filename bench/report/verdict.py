@@ -18,6 +18,7 @@ from typing import Any
 from bench.records.loader import measured_payloads
 from bench.records.models import RunInfo
 from bench.report.flags import FlagCode, Severity
+from bench.report.overhead import framework_overheads
 from bench.report.sections.inprocess import STAGES
 from bench.report.table import Cell, Row, Table
 
@@ -361,6 +362,7 @@ def build_verdict(table: Table) -> Verdict:
     figures = {variant: [_median(rows, key, variant) for key in rule.keys] for variant in table.variants}
     base = figures[table.baseline][0] if table.baseline in figures and rule.keys else math.nan
     first_key = rule.keys[0] if rule.keys else None
+    overheads = {overhead.variant: overhead for overhead in framework_overheads(table)}
     verdict_rows = []
     previous: str | None = None
     for variant, rank, tied in assign_ranks(figures):
@@ -389,7 +391,8 @@ def build_verdict(table: Table) -> Verdict:
                 size_mb=_median(rows, size_key, variant),
                 top1_pct=_median(rows, ACCURACY_KEY, variant),
                 cores=cores_of(table.run, variant),
-                time_goes=time_sentence(breakdown_of(table, variant)),
+                time_goes=time_sentence(breakdown_of(table, variant))
+                + (f"; {overheads[variant].sentence()}" if variant in overheads else ""),
                 flags=tuple(flags),
             )
         )

@@ -89,3 +89,16 @@ def test_the_html_page_holds_the_overhead_table_after_the_verdict() -> None:
     assert page.index('id="verdict"') < page.index('id="overhead"') < page.index('id="detail"')
     assert "x0.45" in page and "ray-serve" in page
     assert 'id="overhead"' not in to_html(_table(FIGURES, {}, [1, 8]), [])
+
+
+def test_each_frameworks_verdict_line_states_its_overhead() -> None:
+    from bench.report.verdict import build_verdict
+
+    table = _table(FIGURES, {"ray-serve": "onnx", "bentoml": "onnx"}, [1, 8])
+    lines = {row.variant: row.time_goes for row in build_verdict(table).rows}
+    assert (
+        "the framework over onnx: +67.0 ms (c1 p50), x0.45 (c8 req/s), RSS 1554 vs 257 MB"
+        in lines["ray-serve"]
+    )
+    assert "the framework over onnx" in lines["bentoml"]
+    assert "the framework" not in lines["onnx"] and "the framework" not in lines["rust"]
