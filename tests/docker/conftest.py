@@ -67,7 +67,8 @@ def docker_engine() -> None:
 
 
 def build_images(*variants: str) -> None:
-    """The slim and dev images of ``variants`` from docker/build.sh (offline unless DOCKER_TEST_OFFLINE=0).
+    """The images of ``variants`` (their registry flavours; ``locust``: the Locust image) from docker/build.sh
+    (offline unless DOCKER_TEST_OFFLINE=0).
 
     The script reuses an image whose inputs are unchanged, so a second session costs seconds."""
     env = {**os.environ, "OFFLINE": os.environ.get("DOCKER_TEST_OFFLINE", "1"), "IMAGE_PREFIX": IMAGE_PREFIX}
@@ -80,6 +81,12 @@ def build_images(*variants: str) -> None:
         timeout=BUILD_TIMEOUT_S,
     )
     assert done.returncode == 0, f"docker/build.sh failed:\n{done.stderr[-4000:]}"
+
+
+@pytest.fixture(scope="session")
+def image_build(docker_engine: None) -> Callable[..., None]:
+    """``build_images`` for a test that needs only some images (``image_build("onnx", "locust")``)."""
+    return build_images
 
 
 @pytest.fixture(scope="session")

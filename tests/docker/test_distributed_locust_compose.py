@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,16 +26,8 @@ import pytest
 import yaml
 
 from bench.runners.compose import compose_command
-from tests.e2e.test_distributed_locust import (
-    PACED_LOCUSTFILE,
-    PACING_S,
-    RUN_S,
-    TOLERANCE,
-    USERS,
-    failures,
-    free_port,
-    steady_throughput,
-)
+from bench.runners.local import free_port
+from tests.fixtures.distributed_locust import PACED_LOCUSTFILE, PACING_S, RUN_S, USERS, compare_generators
 from tests.fixtures.variants import image_variants
 
 pytestmark = [pytest.mark.docker, pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -49,24 +40,12 @@ TARGET = "http://onnx-serving:8002"  # compose's default LOCUST_TARGET_HOST, on 
 PAYLOAD_IMAGE = "images/digits/00000.png"  # in the locust image's /app
 RUN_TIMEOUT_S = RUN_S + 120
 READY_TIMEOUT_S = 180.0
-BUILD_TIMEOUT_S = 3000
 
 
 @pytest.fixture(scope="module")
-def locust_images(docker_engine: None) -> dict[str, str]:
-    """onnx's slim image and the Locust image from docker/build.sh (offline unless DOCKER_TEST_OFFLINE=0);
-    the script reuses an image whose inputs are unchanged."""
-    env = {**os.environ, "OFFLINE": os.environ.get("DOCKER_TEST_OFFLINE", "1"), "IMAGE_PREFIX": IMAGE_PREFIX}
-    done = subprocess.run(
-        ["bash", "docker/build.sh", "onnx", "locust"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"docker/build.sh onnx locust failed:\n{done.stderr[-4000:]}"
+def locust_images(image_build: Callable[..., None]) -> dict[str, str]:
+    """onnx's slim image and the Locust image (docker/build.sh reuses an image whose inputs are unchanged)."""
+    image_build("onnx", "locust")
     # compose_project wants an image per variant; only onnx-serving is started here
     return {name: variant.image_tag("slim", IMAGE_PREFIX) for name, variant in image_variants().items()}
 
@@ -222,22 +201,6 @@ def test_compose_loadtest_profile_gives_the_throughput_of_one_locust_container(
     loadtest: tuple[LoadtestProject, str],
 ) -> None:
     project, _ = loadtest
-    throughput: dict[str, list[float]] = {"single": [], "distributed": []}
-    for index, mode in enumerate(["single", "distributed", "distributed", "single"]):
-        name = f"{index}-{mode}"
-        stats = project.single(name) if mode == "single" else project.distributed(name)
-        assert failures(stats) == 0, stats
-        throughput[mode].append(steady_throughput(stats))
-
-    offered = USERS / PACING_S
-    ratio = statistics.mean(throughput["distributed"]) / statistics.mean(throughput["single"])
-    print(
-        f"\ncompose: offered {offered:.1f} req/s; single {throughput['single']}, "
-        f"distributed {throughput['distributed']}; distributed/single = {ratio:.3f}"
+    compare_generators(
+        lambda name, mode: project.single(name) if mode == "single" else project.distributed(name), "compose"
     )
-    for mode, values in throughput.items():
-        for value in values:
-            assert value == pytest.approx(offered, rel=TOLERANCE), (
-                f"{mode} run at {value:.1f} of {offered:.1f}"
-            )
-    assert ratio == pytest.approx(1.0, abs=TOLERANCE), f"distributed/single = {ratio:.3f}"

@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,71 +29,22 @@ from typing import Any
 import psutil
 import pytest
 
+from bench.runners.local import free_port
+from tests.fixtures.distributed_locust import (
+    PACING_S,
+    RUN_S,
+    USERS,
+    compare_generators,
+    write_paced_locustfile,
+)
+
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-USERS, PACING_S, WORKERS = 16, 0.4, 2
-RUN_S = 14
-# Seconds left out at the start (spawning) and at the end of a run: a worker reports every 3 s, and the master
-# quits half a second after telling the workers to stop, so a busy worker's last report can miss it.
-HEAD_S, TAIL_S = 2, 5
-TOLERANCE = 0.10
+WORKERS = 2
 PAYLOAD_IMAGE = REPO_ROOT / "images" / "digits" / "00000.png"
 PROCESS_TIMEOUT_S = RUN_S + 60
-
-# The bench's user with a fixed pacing; written next to the run, imported by every Locust process.
-PACED_LOCUSTFILE = '''"""The bench's PredictUser: a request per BENCH_PACING_S per user, in random phases."""
-
-import os
-import random
-
-import gevent
-from locust import constant_pacing
-
-from bench.load import locustfile as bench_locustfile
-
-PACING_S = float(os.environ["BENCH_PACING_S"])
-
-
-class PacedPredictUser(bench_locustfile.PredictUser):
-    wait_time = constant_pacing(PACING_S)
-
-    def on_start(self) -> None:
-        # users spawned together would otherwise send in bursts, every one in the same phase
-        gevent.sleep(random.uniform(0, PACING_S))
-'''
-
-
-def write_paced_locustfile(directory: Path) -> Path:
-    path = directory / "paced_locustfile.py"
-    path.write_text(PACED_LOCUSTFILE)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def steady_throughput(stats: list[dict[str, Any]], head_s: int = HEAD_S, tail_s: int = TAIL_S) -> float:
-    """Requests per second over the run's middle, from Locust's final JSON stats (``--json``/``--json-file``):
-    the per-second buckets of every entry, summed, without the first ``head_s``, last ``tail_s`` seconds."""
-    buckets: dict[int, int] = {}
-    for entry in stats:
-        for second, count in entry["num_reqs_per_sec"].items():
-            buckets[int(second)] = buckets.get(int(second), 0) + int(count)
-    if not buckets:
-        raise AssertionError("Locust recorded no request")
-    first, last = min(buckets), max(buckets)
-    middle = range(first + head_s, last - tail_s + 1)
-    assert len(middle) >= 5, f"run too short for a steady window: seconds {first}..{last}"
-    return sum(buckets.get(second, 0) for second in middle) / len(middle)
-
-
-def failures(stats: list[dict[str, Any]]) -> int:
-    return sum(int(entry["num_failures"]) for entry in stats)
 
 
 def _cores() -> tuple[list[int] | None, list[int] | None]:
@@ -207,28 +156,13 @@ def test_distributed_locust_gives_the_throughput_of_one_generator(
         for process in service.processes():
             psutil.Process(process.pid).cpu_affinity(service_cores)
     locustfile = write_paced_locustfile(tmp_path)
-    throughput: dict[str, list[float]] = {"single": [], "distributed": []}
-    for index, mode in enumerate(["single", "distributed", "distributed", "single"]):
-        stats = run_locust(
+    compare_generators(
+        lambda name, mode: run_locust(
             service.base_url,
             locustfile,
-            tmp_path / f"{index}-{mode}",
+            tmp_path / name,
             workers=WORKERS if mode == "distributed" else 0,
             cores=generator_cores,
-        )
-        assert failures(stats) == 0, stats
-        throughput[mode].append(steady_throughput(stats))
-
-    offered = USERS / PACING_S
-    ratio = statistics.mean(throughput["distributed"]) / statistics.mean(throughput["single"])
-    print(
-        f"\noffered {offered:.1f} req/s; single {throughput['single']}, "
-        f"distributed {throughput['distributed']}; distributed/single = {ratio:.3f}"
+        ),
+        "processes",
     )
-    # The precondition of a fair comparison: each run delivered the paced load, so nothing saturated.
-    for mode, values in throughput.items():
-        for value in values:
-            assert value == pytest.approx(offered, rel=TOLERANCE), (
-                f"{mode} run at {value:.1f} of {offered:.1f}"
-            )
-    assert ratio == pytest.approx(1.0, abs=TOLERANCE), f"distributed/single = {ratio:.3f}"
