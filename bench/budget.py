@@ -22,6 +22,7 @@ from bench.registry import Variant
 
 # Per-step costs (seconds), measured on this machine kind; deliberately on the slow side.
 SERVICE_START_S = 3.0  # spawn to ready plus stop, for a Python service (torch's import is the slowest)
+MACHINE_SPEED_S = 1.5  # the calibration loops before a load repeat (bench.collectors.machine_speed), 1 core
 STARTUP_RUN_S = 4.0  # one start-up measurement: start, the warm requests, stop
 INPROCESS_PROCESS_S = 5.0  # a fresh in-process job: interpreter, imports, model load
 INPROCESS_REQUEST_S = 0.045  # one in-process request of the slowest contestant on the primary payload
@@ -96,7 +97,9 @@ def estimate(profile: Profile, variants: list[Variant]) -> Estimate:
     if profile.slo_search:
         probe_s = PROBE_WARMUP_S + window_plan(SLOWEST_RATE, profile.slo_probe_s)[0]
         open_s += (profile.slo_probes + profile.slo_attempts) * probe_s
-    levels = profile.repeats * (SERVICE_START_S + len(profile.concurrency_levels) * _level_s(profile))
+    levels = profile.repeats * (
+        MACHINE_SPEED_S + SERVICE_START_S + len(profile.concurrency_levels) * _level_s(profile)
+    )
     return Estimate(
         {
             "start-up": count * (profile.startup_runs + profile.cold_runs) * STARTUP_RUN_S,

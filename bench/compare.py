@@ -8,6 +8,7 @@ variants instead of favouring one.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -22,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench.analyses import analysis_steps, common_open_rate, run_inprocess_jobs, run_service_analyses
 from bench.budget import fit_to_budget
 from bench.collectors.accuracy import DEFAULT_MANIFEST, measure_accuracy
+from bench.collectors.machine_speed import measure_machine_speed
 from bench.collectors.resources import summarize_samples, within_window
 from bench.collectors.startup import measure_startup
 from bench.collectors.sysinfo import collect_sysinfo
@@ -335,6 +337,7 @@ def _measure_service(
     accuracy_manifest: Path,
     advance: Callable[[str], None],
 ) -> None:
+    write_json(run_dir.machine_speed_file(variant.name, repeat), _machine_speed(cores.service))
     service = runner.start_ready(
         variant, log_path=run_dir.variant_dir(variant.name) / "logs" / f"load-r{repeat}.log"
     )
@@ -387,6 +390,15 @@ def _measure_level(
         samples = sampler.stop()
     measured = within_window(samples, window["start_unix"], window["duration_s"])
     write_json(out_dir / "resources.json", {"samples": samples, "measured": summarize_samples(measured)})
+
+
+def _machine_speed(cores: list[int] | None) -> dict[str, Any]:
+    """The calibration before a load repeat, on the service cores (every usable core when unpinned); a probe
+    that fails says why and the run goes on."""
+    try:
+        return measure_machine_speed(cores or sorted(os.sched_getaffinity(0)))
+    except (OSError, ValueError, subprocess.SubprocessError) as error:
+        return not_measured(f"calibration loops failed: {error}")
 
 
 def _info(service: Service) -> dict[str, Any]:

@@ -79,6 +79,10 @@ class RunDir:
         """raw/<variant>/<kind>.json for info, accuracy, startup, footprint."""
         return self.variant_dir(variant) / f"{kind}.json"
 
+    def machine_speed_file(self, variant: str, repeat: int) -> Path:
+        """The machine's calibration just before that variant's load repeat (collectors.machine_speed)."""
+        return self.variant_dir(variant) / f"machine-r{repeat}.json"
+
     @property
     def skipped_variants_file(self) -> Path:
         """``[{"name", "reason"}]`` of the registered variants the run left out (absent when none)."""

@@ -23,7 +23,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.load.spec import GENERATOR_SATURATION_PERCENT, LoadSpec, cpu_percent, write_final_stats
+from bench.load.spec import (
+    GENERATOR_SATURATION_PERCENT,
+    LoadSpec,
+    cpu_percent,
+    steal_percent,
+    write_final_stats,
+)
 from bench.records.models import LoadWindow
 
 _EXIT_GRACE_S = 60.0
@@ -122,14 +128,14 @@ def _measure(spec: LoadSpec, out_dir: Path) -> None:
     )
     environment.stats.reset_all()
     myself = psutil.Process()
-    cpu_before = myself.cpu_times()
+    cpu_before, host_before = myself.cpu_times(), psutil.cpu_times()
     start_wall, start = time.time(), time.perf_counter()
     state["measuring"] = True
     history = gevent.spawn(csv_writer.stats_writer)
     stopped_by = "requests" if enough.wait(timeout=spec.duration_s) else "duration"
     state["measuring"] = False
     elapsed = time.perf_counter() - start
-    cpu_after = myself.cpu_times()
+    cpu_after, host_after = myself.cpu_times(), psutil.cpu_times()
     runner.stop()
     history.kill()
     csv_writer.close_files()
@@ -154,6 +160,7 @@ def _measure(spec: LoadSpec, out_dir: Path) -> None:
         generator_cpu_percent=generator_cpu,
         generator_saturated=generator_cpu >= GENERATOR_SATURATION_PERCENT,
         generator_cores=sorted(os.sched_getaffinity(0)),
+        host_steal_percent=steal_percent(host_before, host_after),
     )
     (out_dir / "latencies.json").write_text(json.dumps(state["latencies"]))
     (out_dir / "window.json").write_text(window.model_dump_json(indent=2) + "\n")

@@ -14,7 +14,13 @@ from typing import Any
 
 from bench.analysis.stability import assess, windows_of
 from bench.load.arrivals import adherence, bounded_schedule
-from bench.load.spec import GENERATOR_SATURATION_PERCENT, LoadSpec, cpu_percent, write_final_stats
+from bench.load.spec import (
+    GENERATOR_SATURATION_PERCENT,
+    LoadSpec,
+    cpu_percent,
+    steal_percent,
+    write_final_stats,
+)
 from bench.records.models import OpenLoopWindow
 
 STABILITY_WINDOWS = 5  # default window = duration / this
@@ -64,11 +70,11 @@ def measure_open(spec: LoadSpec, out_dir: Path) -> None:
     environment.events.request.add_listener(on_request)
     runner = environment.create_local_runner()
     myself = psutil.Process()
-    cpu_before, started = myself.cpu_times(), time.perf_counter()
+    cpu_before, host_before, started = myself.cpu_times(), psutil.cpu_times(), time.perf_counter()
     runner.start(1, spawn_rate=1)
     finished = user.finished.wait(timeout=spec.warmup_s + spec.duration_s + spec.request_timeout_s + 10)
     elapsed = time.perf_counter() - started
-    cpu_after = myself.cpu_times()
+    cpu_after, host_after = myself.cpu_times(), psutil.cpu_times()
     runner.stop()
     write_final_stats(environment, out_dir)
     runner.quit()
@@ -117,6 +123,7 @@ def measure_open(spec: LoadSpec, out_dir: Path) -> None:
             "generator_cpu_percent": generator_cpu,
             "generator_saturated": generator_cpu >= GENERATOR_SATURATION_PERCENT,
             "generator_cores": sorted(os.sched_getaffinity(0)),
+            "host_steal_percent": steal_percent(host_before, host_after),
             "adherence": schedule_adherence.to_dict(),
             "stability": stability.to_dict(),
         }

@@ -19,6 +19,7 @@ from bench.records.models import (
     JpegDraft,
     LoadLevel,
     LoadWindow,
+    MachineSpeed,
     NotMeasured,
     OpenLoopRun,
     OpenLoopWindow,
@@ -76,6 +77,7 @@ class VariantRecords:
     info: ServiceInfo | NotMeasured | None = None
     errors: list[StepError] = field(default_factory=list)
     inprocess: dict[str, list[PayloadRepeat]] = field(default_factory=dict)  # by payload key, repeat order
+    machine: dict[int, MachineSpeed] = field(default_factory=dict)  # by repeat: calibration before its load
 
     def at(self, users: int) -> list[LoadLevel]:
         """The repeats of one concurrency level, in repeat order."""
@@ -163,6 +165,16 @@ def _open_runs(run_dir: RunDir, variant: str, info: RunInfo) -> list[OpenLoopRun
     return found
 
 
+def _machine_speeds(run_dir: RunDir, variant: str, info: RunInfo) -> dict[int, MachineSpeed]:
+    """The calibrations that were measured (a probe that failed wrote why, and counts as absent)."""
+    found = {}
+    for repeat in range(info.profile.repeats):
+        speed = read_optional(MachineSpeed, run_dir.machine_speed_file(variant, repeat))
+        if isinstance(speed, MachineSpeed):
+            found[repeat] = speed
+    return found
+
+
 def load_variant(run_dir: RunDir, name: str, info: RunInfo) -> VariantRecords:
     analysis = run_dir.analysis_dir(name)
     ceilings = [
@@ -188,6 +200,7 @@ def load_variant(run_dir: RunDir, name: str, info: RunInfo) -> VariantRecords:
         info=read_optional(ServiceInfo, run_dir.measurement(name, "info")),
         errors=[StepError.model_validate(read_json(path)) for path in sorted(errors_dir.glob("*.json"))],
         inprocess=_payload_repeats(run_dir, name, info),
+        machine=_machine_speeds(run_dir, name, info),
     )
 
 

@@ -135,6 +135,7 @@ class LoadWindow(Record):
     generator_cpu_percent: float = math.nan
     generator_saturated: bool = False
     generator_cores: list[int] = Field(default_factory=list)
+    host_steal_percent: float = math.nan  # CPU time the hypervisor gave to other guests during the window
 
     @property
     def throughput_rps(self) -> float:
@@ -294,6 +295,34 @@ class ServiceInfo(Record):
 class StepError(Record):
     step: str = "?"
     error: str
+
+
+class CoreSpeed(Record):
+    """One core's calibration loops (bench.collectors.machine_speed): the median round of each, in ms."""
+
+    core: int
+    rounds: int = 0
+    compute_ms: float
+    memory_ms: float
+    compute_range_ms: list[float] = Field(default_factory=list)
+    memory_range_ms: list[float] = Field(default_factory=list)
+
+
+class MachineSpeed(Record):
+    """``raw/<variant>/machine-r<repeat>.json``: the machine's speed just before that load repeat started."""
+
+    at_unix: float = 0.0
+    took_s: float = 0.0
+    steal_percent: float = math.nan
+    cores: list[CoreSpeed]
+
+    @property
+    def compute_ms(self) -> float:
+        return sum(core.compute_ms for core in self.cores) / max(len(self.cores), 1)
+
+    @property
+    def memory_ms(self) -> float:
+        return sum(core.memory_ms for core in self.cores) / max(len(self.cores), 1)
 
 
 # --- in-process jobs (written by bench.inprocess, read here) -------------------------------------------

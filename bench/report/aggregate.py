@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.records import RunRecords, load_run
 from bench.report.flags import FlagCode, ReportFlag, Severity
+from bench.report.machine import machine_flags, steadiness
 from bench.report.notes import notes
 from bench.report.sections import SECTIONS
 from bench.report.spread import spread_flags
@@ -45,6 +46,7 @@ def build_table(source: Path | RunDir | RunRecords) -> Table:
     rows = [row for section in SECTIONS for row in section(run)]
     frame = tabulate(rows, run.names, run.baseline)
     flags = report_flags(run, rows)
-    spread = spread_flags(run, rows)
+    spread = [*spread_flags(run, rows), *machine_flags(run)]
+    machine = steadiness(run)
     return Table(run.names, run.baseline, rows, notes(run), run.run_json, sorted([*flags, *spread], key=str),
-                 frame, run.skipped)  # fmt: skip
+                 frame, run.skipped, machine.describe() if machine.probes else "")  # fmt: skip

@@ -19,6 +19,7 @@ class FlagCode(StrEnum):
     UNSTABLE_RUN = "unstable_run"
     UNSTABLE_CEILING = "unstable_ceiling"
     REPEAT_SPREAD = "repeat_spread"  # a throughput row's repeats spread more than 10%, with its likely cause
+    MACHINE_NOT_QUIET = "machine_not_quiet"  # the calibration loops moved or the host stole CPU time
     SLO_SEARCH = "slo_search"
     STEP_FAILED = "step_failed"
     DISTRIBUTIONS = "distributions"

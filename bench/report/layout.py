@@ -79,12 +79,13 @@ def context_lines(table: Table) -> list[str]:
     sysinfo = table.run["sysinfo"]
     git = sysinfo["git"]
     commit = (git["commit"] or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
-    return [
+    lines = [
         f"Machine: {sysinfo['cpu_model']}, {sysinfo['logical_cores']} logical cores, cgroup cpu.max"
         f" {sysinfo['cgroup']['cpu.max']}, load average at start {sysinfo['load_average_1m_at_start']:.2f}",
         f"Runner: {table.run['runner']['runner']}; commit {commit}; python {sysinfo['python']}; "
         + ", ".join(f"{name} {version}" for name, version in sysinfo["libraries"].items() if version),
     ]
+    return lines + ([f"Machine during the run: {table.machine}"] if table.machine else [])
 
 
 def skipped_lines(table: Table) -> list[str]:

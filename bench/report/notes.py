@@ -6,6 +6,7 @@ from bench.analysis.stability import ALPHA, MIN_WINDOW_REQUESTS, STABLE_WINDOWS,
 from bench.load.spec import MAX_IN_FLIGHT
 from bench.records import RunRecords
 from bench.records.derived import QUEUEING_MODEL
+from bench.report.machine import steadiness
 from bench.report.sections.approximation import approximation_notes
 
 
@@ -21,6 +22,13 @@ def notes(run: RunRecords) -> list[str]:
         f"Core pinning: {info.pinning.note}.",
         "Service RSS sums the process tree (shared pages of several workers count more than once).",
     ]
+    machine = steadiness(run)
+    if machine.probes:  # runs from before the calibration have none
+        lines.append(
+            "Machine: fixed single-threaded loops (a small matrix product, a copy larger than the caches)"
+            " timed on the service cores before every load repeat, with no service running, and the host's"
+            f" CPU steal during every load window: {machine.describe()}."
+        )
     if info.runner.runner == "compose":
         lines.append(
             "Compose runner: service CPU and memory are the container's, from the engine's stats"

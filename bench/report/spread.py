@@ -1,6 +1,7 @@
 """Repeat spread as a check: a throughput row whose repeats spread more than SPREAD_LIMIT is flagged, with
-the likely cause the records show (every variant slowed in the same repeat, the generator saturated, a busy
-machine at start, two speeds per process).
+the likely cause the records show (every variant slowed in the same repeat, the machine's own calibration
+slower before some repeats, the host's CPU steal, the generator saturated, a busy machine at start, two
+speeds per process).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bench.load.spec import GENERATOR_SATURATION_PERCENT
 from bench.records import RunRecords, VariantRecords
 from bench.records.models import LoadWindow
 from bench.report.flags import FlagCode, ReportFlag, Severity
+from bench.report.machine import calibration_cause, steal_cause
 from bench.report.table import Row
 from bench.stats import relative_spread, two_groups, two_modes
 
@@ -94,6 +96,14 @@ def spread_causes(
     if shared is not None:
         causes.append(shared)
     runs = _measured_runs(records, key)
+    if re.fullmatch(r"c\d+\.rps", key):  # the calibrations run before the load repeats, not the open runs
+        calibration = calibration_cause(records, [repeat for repeat, _, _ in runs])
+        if calibration is not None:
+            causes.append(calibration)
+    steals = [(repeat, window.host_steal_percent) for repeat, window, _ in runs]
+    stolen = steal_cause([(repeat, steal) for repeat, steal in steals if math.isfinite(steal)])
+    if stolen is not None:
+        causes.append(stolen)
     saturated = [
         f"repeat {repeat} at {window.generator_cpu_percent:.0f}%"
         for repeat, window, _ in runs

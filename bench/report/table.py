@@ -62,6 +62,7 @@ class Table:
     flags: list[ReportFlag]
     frame: pd.DataFrame
     skipped: list[SkippedVariant] = field(default_factory=list)
+    machine: str = ""  # was the machine quiet (bench.report.machine), "" for a run without calibrations
 
     def row(self, key: str) -> Row:
         for row in self.rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,18 @@ def test_short_compare_of_the_real_variants(tmp_path: Path) -> None:
         assert rows["efficiency"][variant]["median"] > 5  # above 100 it is flagged, see the unit tests
         assert rows["open.rps"][variant]["median"] > 0
         assert rows["open.p50"][variant]["median"] <= rows["open.p99"][variant]["median"]
+    # The machine's calibration before each repeat, on the service cores, and the host's steal per window.
+    [run_dir] = [path for path in tmp_path.iterdir() if path.is_dir() and path.name != "latest"]
+    pinning = json.loads((run_dir / "run.json").read_text())["pinning"]
+    for variant in VARIANTS:
+        speed = json.loads((run_dir / "raw" / variant / "machine-r0.json").read_text())
+        expected = pinning["service_cores"] or sorted(os.sched_getaffinity(0))  # unpinned: every core
+        assert [core["core"] for core in speed["cores"]] == expected
+        assert all(core["compute_ms"] > 0 and core["memory_ms"] > 0 for core in speed["cores"])
+        window = json.loads((run_dir / "raw" / variant / "load" / "r0-c1" / "window.json").read_text())
+        assert 0 <= window["host_steal_percent"] < 100
+    assert any(note.startswith("Machine: ") and "probes" in note for note in report["notes"]), report["notes"]
+    assert "- Machine during the run: " in (tmp_path / "latest" / "report.md").read_text()
     closure = rows["footprint.closure_mb"]
     assert closure["torch"]["median"] > 3 * closure["onnx"]["median"]
     assert closure["onnx"]["ratio_to_baseline"] < 0.34
