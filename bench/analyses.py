@@ -7,18 +7,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.slo_search import ProbeResult, SearchResult, search_max_rate, stable_probe
+from bench.analysis.slo_search import (
+    SLO_PROBE_REQUESTS,
+    ProbeResult,
+    SearchResult,
+    search_max_rate,
+    stable_probe,
+)
 from bench.analysis.stability import window_plan
 from bench.collectors.accuracy import DEFAULT_MANIFEST
 from bench.inprocess.launch import run_inprocess, run_payload_jobs, unavailable_reason
 from bench.load.driver import LoadSpec, run_level
 from bench.payloads import IMAGES_DIR, Payload
+from bench.probe import drain_backlog
 from bench.profiles import Profile
 from bench.records import load_run
-from bench.records.derived import best_closed_rps
+from bench.records.derived import best_closed_rps, service_time_ms
 from bench.records.models import OpenLoopWindow
 from bench.registry import Variant
 from bench.results import RunDir, read_json, write_json
@@ -26,6 +34,11 @@ from bench.runners.base import Runner, Service
 from bench.stats import percentile
 
 FALLBACK_OPEN_RATE = 2.0  # req/s when no closed-loop throughput was measured to derive the rate from
+# Before every probe the service must answer one request within this multiple of its idle latency (its mean
+# at concurrency 1): an overloaded probe leaves queued work that the next probe would otherwise pay for.
+DRAIN_LATENCY_FACTOR = 2.0
+DRAIN_TIMEOUT_S = 60.0
+DRAIN_MAX_REQUESTS = 3000
 
 
 def common_open_rate(run_dir: RunDir, variants: list[Variant], profile: Profile) -> dict[str, Any]:
@@ -84,17 +97,27 @@ def search_slo(
     best_rps: float,
     out_dir: Path,
     cores: list[int] | None,
+    idle_ms: float = math.nan,
 ) -> SearchResult:
-    """Bisection for the highest Poisson rate whose p99 meets the SLO; each probe in ``out_dir/probe-NN``."""
+    """Bisection for the highest Poisson rate whose p99 meets the SLO; each probe in ``out_dir/probe-NN``,
+    each on a drained service (``idle_ms``: its mean latency at concurrency 1; unknown: 1 / ``best_rps``)."""
     probes_run = 0
+    idle_ms = idle_ms if math.isfinite(idle_ms) else 1000.0 / best_rps
+    predict_url = service.url(service.variant.predict_path)
 
     def run_once(rate: float) -> ProbeResult:
         nonlocal probes_run
         probe_dir = out_dir / f"probe-{probes_run:02d}"
-        spec = open_loop_spec(service, payload, rate, 2.0, profile.slo_probe_s, seed=probes_run)
+        drain = drain_backlog(
+            predict_url, payload.body, payload.headers, DRAIN_LATENCY_FACTOR * idle_ms,
+            timeout_s=DRAIN_TIMEOUT_S, max_requests=DRAIN_MAX_REQUESTS,
+        )  # fmt: skip
+        duration_s = max(profile.slo_probe_s, SLO_PROBE_REQUESTS / rate)
+        spec = open_loop_spec(service, payload, rate, 2.0, duration_s, seed=probes_run)
         probes_run += 1
         window = OpenLoopWindow.model_validate(run_level(spec, probe_dir, cores))
-        return probe_result(rate, window, read_json(probe_dir / "latencies.json"))
+        found = probe_result(rate, window, read_json(probe_dir / "latencies.json"))
+        return replace(found, detail={**found.detail, **drain.to_dict()})
 
     probe = stable_probe(run_once, profile.slo_attempts)
     result = search_max_rate(
@@ -162,10 +185,14 @@ def run_service_analyses(
             run_level(spec, run_dir.openloop_dir(variant.name, repeat), generator_cores)
             advance(f"{variant.name}: open loop {repeat + 1}/{profile.open_runs}")
         if profile.slo_search:
-            best = best_closed_rps(load_run(run_dir).variants[variant.name])
+            records = load_run(run_dir).variants[variant.name]
+            best = best_closed_rps(records)
             if not math.isfinite(best):
                 raise RuntimeError("no closed-loop throughput to bound the SLO search")
-            search_slo(service, payload, profile, best, run_dir.slo_dir(variant.name), generator_cores)
+            search_slo(
+                service, payload, profile, best, run_dir.slo_dir(variant.name), generator_cores,
+                service_time_ms(records),
+            )  # fmt: skip
             advance(f"{variant.name}: SLO search")
     finally:
         runner.stop(service)

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from bench.analysis.slo_search import SLO_PROBE_REQUESTS
 from bench.analysis.stability import window_plan
 from bench.profiles import Profile
 from bench.registry import Variant
@@ -33,6 +34,9 @@ JPEG_DRAFT_S = 30.0
 APPROXIMATION_GATES_S = 45.0
 SLOWEST_RATE = 20.0  # req/s: a level sized by request count ends no sooner than count / this rate
 PROBE_WARMUP_S = 2.0
+# An SLO probe's wait for the last one's backlog, on average: one request after a probe that held, a few
+# seconds after an overloaded one (up to 256 queued requests).
+DRAIN_S = 2.0
 
 # The smallest sizes a budget may shrink a profile to: below these the figures stop meaning anything.
 FLOORS: dict[str, float] = {
@@ -95,7 +99,10 @@ def estimate(profile: Profile, variants: list[Variant]) -> Estimate:
     if profile.open_runs or profile.slo_search:
         open_s += SERVICE_START_S
     if profile.slo_search:
-        probe_s = PROBE_WARMUP_S + window_plan(SLOWEST_RATE, profile.slo_probe_s)[0]
+        # the probes bisect between slo_low and slo_high times the best, and hold SLO_PROBE_REQUESTS each
+        probe_rate = (profile.slo_low + profile.slo_high) / 2 * SLOWEST_RATE
+        measured_s = max(window_plan(probe_rate, profile.slo_probe_s)[0], SLO_PROBE_REQUESTS / probe_rate)
+        probe_s = PROBE_WARMUP_S + DRAIN_S + measured_s
         open_s += (profile.slo_probes + profile.slo_attempts) * probe_s
     levels = profile.repeats * (
         MACHINE_SPEED_S + SERVICE_START_S + len(profile.concurrency_levels) * _level_s(profile)

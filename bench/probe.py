@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,44 @@ def timed_post(client: httpx.Client, url: str, body: bytes, headers: dict[str, s
     except ValueError:
         parsed = None
     return TimedResponse(response.status_code, elapsed_ms, parsed)
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How long the service took to get back to its idle latency after a load, one request at a time."""
+
+    seconds: float
+    requests: int
+    drained: bool
+    last_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drain_s": round(self.seconds, 3), "drain_requests": self.requests, "drained": self.drained,
+                "drain_last_ms": round(self.last_ms, 2)}  # fmt: skip
+
+
+def drain_backlog(
+    url: str, body: bytes, headers: dict[str, str], idle_ms: float, *, timeout_s: float, max_requests: int
+) -> Drain:
+    """Send one request at a time until one is answered 200 within ``idle_ms``: a service that still works
+    through the requests an overloaded run left in its queues answers later than that (or refuses with
+    503), so the next measurement starts on an empty service, not on the last one's backlog."""
+    started = time.perf_counter()
+    last_ms, sent = math.inf, 0
+    with httpx.Client(timeout=timeout_s) as client:
+        while sent < max_requests and time.perf_counter() - started < timeout_s:
+            sent += 1
+            try:
+                answer = timed_post(client, url, body, headers)
+            except httpx.HTTPError:
+                time.sleep(0.05)
+                continue
+            last_ms = answer.elapsed_ms
+            if answer.status_code == 200 and last_ms <= idle_ms:
+                return Drain(time.perf_counter() - started, sent, True, last_ms)
+            if answer.status_code != 200:
+                time.sleep(0.05)  # a refusal comes back at once: do not spin on it
+    return Drain(time.perf_counter() - started, sent, False, last_ms)
 
 
 def get_json(url: str, timeout_s: float = 5.0) -> Any:

@@ -1,10 +1,12 @@
-"""Exact statistics: latency percentiles of raw samples, medians of repeats with their spread, ratios."""
+"""Exact statistics: latency percentiles of raw samples, medians of repeats with their spread, ratios; CPU
+steal between two readings."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -128,3 +130,10 @@ def two_groups(values: Sequence[float]) -> tuple[list[float], list[float]] | Non
     if gap <= 0 or gap < 2 * max(low[-1] - low[0], high[-1] - high[0]):
         return None
     return low, high
+
+
+def steal_percent(before: Any, after: Any) -> float:
+    """Percent of all CPUs' time the hypervisor ran someone else while this VM wanted it, between two
+    ``psutil.cpu_times()`` readings (0 where the kernel reports no steal)."""
+    total = sum(after) - sum(before)
+    return 100.0 * (getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)) / max(total, 1e-9)

@@ -2,7 +2,8 @@
 
 The search only decides which rate to try next; ``probe(rate)`` runs the measurement (an open-loop run in
 the bench, a synthetic function in the tests). A probe passes when its p99 is within the SLO and nothing
-failed; an unstable probe is repeated up to ``attempts`` times and keeps its flag if it never settles.
+failed; an unstable probe, or one whose generator fell behind, is repeated up to ``attempts`` times and
+keeps its flag if it never settles. A probe holds at least SLO_PROBE_REQUESTS requests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 DEFAULT_SLO_MS = 100.0
 DEFAULT_PROBES = 7
 DEFAULT_ATTEMPTS = 3
+# A probe holds at least this many requests, so its p99 lies between the 2nd and 3rd slowest, not on the
+# maximum (one late request would otherwise decide a low-rate probe).
+SLO_PROBE_REQUESTS = 200
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,13 @@ class SearchResult:
 
 
 def stable_probe(run_once: Callable[[float], ProbeResult], attempts: int) -> Callable[[float], ProbeResult]:
-    """Wrap a single measurement so an unstable one is repeated, up to ``attempts`` runs in all."""
+    """Wrap a single measurement so an unstable one, or one whose generator fell behind its schedule (its
+    latencies then include the generator's lateness), is repeated, up to ``attempts`` runs in all."""
 
     def probe(rate: float) -> ProbeResult:
         result = run_once(rate)
         for attempt in range(2, attempts + 1):
-            if result.stable:
+            if result.stable and not result.behind_schedule:
                 break
             result = run_once(rate)
             result = ProbeResult(**{**asdict(result), "attempts": attempt})
@@ -69,7 +74,8 @@ def search_max_rate(
     slo_ms: float = DEFAULT_SLO_MS,
     probes: int = DEFAULT_PROBES,
 ) -> SearchResult:
-    """Probe ``low``, then ``high``, then bisect between the last pass and the first fail."""
+    """Probe ``low``, then ``high``, then bisect between the last pass and the first fail. When ``low``
+    already misses, halve it until a rate passes (within the same probe count), then bisect above it."""
     if not 0 < low < high:
         raise ValueError(f"need 0 < low < high, got low={low}, high={high}")
     if probes < 2:
@@ -86,14 +92,22 @@ def search_max_rate(
             flags.append(f"probe at {rate:.1f} req/s: the generator fell behind its schedule")
         return result.passes(slo_ms)
 
-    if not run(low):
-        flags.append(f"the SLO was missed already at the lowest rate probed ({low:.1f} req/s)")
-        return SearchResult(slo_ms, 0.0, done, flags)
-    passing, failing = low, high
-    if run(high):
-        flags.append(f"the SLO was still met at the highest rate probed ({high:.1f} req/s): a lower bound")
-        return SearchResult(slo_ms, high, done, flags)
-    for _ in range(probes - 2):
+    if run(low):
+        passing, failing = low, high
+        if run(high):
+            flags.append(f"the SLO still held at the highest rate probed ({high:.1f} req/s): a lower bound")
+            return SearchResult(slo_ms, high, done, flags)
+    else:
+        failing, passing = low, 0.0
+        while len(done) < probes and not passing:
+            if run(failing / 2.0):
+                passing = failing / 2.0
+            else:
+                failing /= 2.0
+        if not passing:
+            flags.append(f"the SLO was missed already at the lowest rate probed ({failing:.1f} req/s)")
+            return SearchResult(slo_ms, 0.0, done, flags)
+    while len(done) < probes:
         middle = (passing + failing) / 2.0
         if run(middle):
             passing = middle

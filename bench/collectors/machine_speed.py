@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from bench.load.spec import steal_percent
+from bench.stats import steal_percent
 
 MATRIX_SIDE = 160  # float32: 100 KiB a matrix, inside L2 on every core this lab targets
 MATRIX_PRODUCTS = 600  # per round: about 35 ms on the 2-core VMs this lab was measured on

@@ -27,10 +27,10 @@ from bench.load.spec import (
     GENERATOR_SATURATION_PERCENT,
     LoadSpec,
     cpu_percent,
-    steal_percent,
     write_final_stats,
 )
 from bench.records.models import LoadWindow
+from bench.stats import steal_percent
 
 _EXIT_GRACE_S = 60.0
 

@@ -18,10 +18,10 @@ from bench.load.spec import (
     GENERATOR_SATURATION_PERCENT,
     LoadSpec,
     cpu_percent,
-    steal_percent,
     write_final_stats,
 )
 from bench.records.models import OpenLoopWindow
+from bench.stats import steal_percent
 
 STABILITY_WINDOWS = 5  # default window = duration / this
 

@@ -39,13 +39,6 @@ def cpu_percent(before: Any, after: Any, elapsed: float) -> float:
     return 100.0 * busy / max(elapsed, 1e-9)
 
 
-def steal_percent(before: Any, after: Any) -> float:
-    """Percent of all CPUs' time the hypervisor ran someone else while this VM wanted it, between two
-    ``psutil.cpu_times()`` readings (0 where the kernel reports no steal)."""
-    total = sum(after) - sum(before)
-    return 100.0 * (getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)) / max(total, 1e-9)
-
-
 def write_final_stats(environment: Any, out_dir: Path) -> None:
     """Locust's own summary files (CSV and JSON) as they stand at the end of the run."""
     from locust import stats as locust_stats

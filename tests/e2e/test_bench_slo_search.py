@@ -7,13 +7,20 @@ bisection's resolution) and the capacity itself.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench.analyses import search_slo
 from bench.analysis.queueing import max_rate_under_slo
+from bench.analysis.slo_search import SLO_PROBE_REQUESTS
 from bench.payloads import load_payload
+from bench.probe import drain_backlog
 from bench.profiles import get_profile
 from bench.registry import PayloadFormat, Variant
 from bench.runners.base import Service
@@ -42,3 +49,31 @@ def test_search_finds_the_rate_a_known_service_sustains_under_the_slo(tmp_path: 
     assert (tmp_path / "search.json").is_file() and (tmp_path / "probe-00" / "requests.json").is_file()
     # Above capacity the queue grows without bound: the probe at the high bound must have failed.
     assert not result.probes[1].passes(SLO_MS)
+    # Every probe started on a drained service, and each held enough requests for its p99.
+    assert all(probe.detail["drained"] for probe in result.probes), [p.detail for p in result.probes]
+    for index in range(len(result.probes)):
+        held = json.loads((tmp_path / f"probe-{index:02d}" / "window.json").read_text())["requests"]
+        assert held >= SLO_PROBE_REQUESTS * 0.8  # Poisson: the schedule holds about that many
+
+
+def test_drain_waits_out_the_backlog_an_overload_left(tmp_path: Path) -> None:
+    """Requests queued behind one server are still served after their clients went away; the drain returns
+    only once a request is answered within the idle bound, i.e. after the queue emptied."""
+    payload = load_payload("photo_small", PayloadFormat.RAW)
+    queued, service_s = 30, 0.02
+    with serial_server(service_s) as url:
+
+        def abandoned_request() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{url}/predict", content=payload.body, headers=payload.headers, timeout=0.2)
+
+        burst = [threading.Thread(target=abandoned_request) for _ in range(queued)]
+        for thread in burst:
+            thread.start()
+        time.sleep(0.1)  # every request is in the server's queue
+        drain = drain_backlog(f"{url}/predict", payload.body, payload.headers, 2000 * service_s,
+                              timeout_s=30.0, max_requests=100)  # fmt: skip
+        for thread in burst:
+            thread.join()
+    assert drain.drained and drain.last_ms <= 2000 * service_s
+    assert drain.seconds >= 0.5 * queued * service_s, drain  # it waited behind most of the queue
