@@ -15,7 +15,8 @@ from bench.records import RunRecords, VariantRecords
 from bench.records.models import MachineSpeed
 from bench.report.flags import FlagCode, ReportFlag, Severity
 
-# The loops' own noise on a quiet 2-core VM is 1-2% from probe to probe; a shift past this is the machine's.
+# The 7 rounds of one probe span 1-3% on the 2-core VMs this lab runs on, and their median moves less; a
+# shift past this between probes is the machine's, not the loop's.
 QUIET_SHIFT = 0.05
 QUIET_STEAL_PERCENT = 1.0  # of all CPUs' time, in a probe or a load window
 MACHINE = "machine"  # the Flags list's "variant" for what concerns the whole run
