@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from statistics import median
 from typing import Any
 
 import psutil
@@ -25,12 +26,6 @@ ROUNDS = 7  # the median of 7 rounds: one interrupted round moves it little
 PROBE_TIMEOUT_S = 60.0
 # One thread for every BLAS the numpy wheel may use: the loop measures one core, as a contestant gets.
 SINGLE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def time_loops(core: int) -> dict[str, Any]:
@@ -57,9 +52,9 @@ def time_loops(core: int) -> dict[str, Any]:
     return {
         "core": core,
         "rounds": ROUNDS,
-        "compute_ms": _median(compute),
+        "compute_ms": median(compute),
         "compute_range_ms": [min(compute), max(compute)],
-        "memory_ms": _median(memory),
+        "memory_ms": median(memory),
         "memory_range_ms": [min(memory), max(memory)],
     }
 
