@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.analysis.slo_search import DEFAULT_SLO_MS
 from bench.collectors.accuracy import DEFAULT_MANIFEST
-from bench.interrupt import CLEANUPS, SignalEvent, StopSignals, event_of, exit_by_signal
+from bench.interrupt import StopSignals, event_of, exit_by_signal, stop_what_is_left
 from bench.profiles import PROFILES, get_profile
 from bench.registry import RegistryError, baseline_of, load_registry
 from bench.results import RESULTS_ROOT
@@ -142,18 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     with StopSignals():
         try:
             return _run_command(args)
-        except KeyboardInterrupt as interrupt:
-            return _stopped(event_of(interrupt))
-
-
-def _stopped(event: SignalEvent) -> int:
-    """After an interrupt unwound the command: stop what is still running (run_compare usually has)."""
-    for outcome in CLEANUPS.run_all():
-        print(f"stopped {outcome['stopped']} {outcome.get('error', '')}".rstrip(), file=sys.stderr)
-    for left in CLEANUPS.pending():
-        print(f"could not stop {left}", file=sys.stderr)
-    print(f"interrupted by {event.name}", file=sys.stderr)
-    return event.exit_status
+        except KeyboardInterrupt as interrupt:  # run_compare has usually stopped what it started
+            return stop_what_is_left(event_of(interrupt))
 
 
 def _compare(args: argparse.Namespace) -> None:

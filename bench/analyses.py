@@ -78,11 +78,15 @@ def open_loop_spec(service: Service, payload: Payload, rate: float, warmup_s: fl
     )
 
 
-def probe_result(rate: float, window: OpenLoopWindow, latencies_ms: list[float]) -> ProbeResult:
+def probe_result(
+    rate: float, window: OpenLoopWindow, latencies_ms: list[float], slo_ms: float
+) -> ProbeResult:
     return ProbeResult(
         rate=rate,
         p99_ms=percentile(latencies_ms, 99.0) if latencies_ms else math.inf,
         achieved_rps=window.throughput_rps,
+        requests=len(latencies_ms),
+        over_slo=sum(latency > slo_ms for latency in latencies_ms),
         failures=window.failures,
         stable=window.stability.stable,
         behind_schedule=window.adherence.behind_schedule or window.generator_saturated,
@@ -116,7 +120,7 @@ def search_slo(
         spec = open_loop_spec(service, payload, rate, 2.0, duration_s, seed=probes_run)
         probes_run += 1
         window = OpenLoopWindow.model_validate(run_level(spec, probe_dir, cores))
-        found = probe_result(rate, window, read_json(probe_dir / "latencies.json"))
+        found = probe_result(rate, window, read_json(probe_dir / "latencies.json"), profile.slo_ms)
         return replace(found, detail={**found.detail, **drain.to_dict()})
 
     probe = stable_probe(run_once, profile.slo_attempts)

@@ -257,6 +257,17 @@ def active_stop_signals() -> StopSignals | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
+def stop_what_is_left(event: SignalEvent, cleanups: Cleanups = CLEANUPS) -> int:
+    """After an interrupt unwound a command: stop what it started and is still running, say what was and
+    was not stopped; the exit status the signal stands for (128 + signum)."""
+    for outcome in cleanups.run_all():
+        print(f"stopped {outcome['stopped']} {outcome.get('error', '')}".rstrip(), file=sys.stderr)
+    for left in cleanups.pending():
+        print(f"could not stop {left}", file=sys.stderr)
+    print(f"interrupted by {event.name}", file=sys.stderr)
+    return event.exit_status
+
+
 def exit_by_signal(status: int) -> None:
     """End the process the way the signal behind ``status`` (128 + signum) would have, so a calling shell
     sees it (bash stops a loop only when its child died of SIGINT); other statuses are returned normally."""

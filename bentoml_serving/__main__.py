@@ -50,6 +50,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         timeout_graceful_shutdown=settings.graceful_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,
         threaded=True,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,6 +6,7 @@
 #
 #   docker/build.sh [VARIANT...] [locust]        default: every variant with an image (registry order), then locust
 #   OFFLINE=1 docker/build.sh                    no registry: local Debian base images + wheelhouse/ only
+#   BUILD_JOBS=1 docker/build.sh                 one build at a time (default: one per CPU)
 #   (with no VARIANT named, every external/*/build-image.sh runs too when cargo is on PATH: the Rust service)
 #
 # Online (default): BASE_IMAGE=python:3.11-slim, DEV_BASE_IMAGE=python:3.11, PIP_INDEX_URL (PyPI) and TORCH_INDEX_URL
@@ -109,12 +110,36 @@ if [[ "$OFFLINE" == 1 ]]; then
   docker/wheelhouse.sh
 fi
 
+# Builds run BUILD_JOBS at a time (default: one per CPU): a build is mostly one single-threaded pip install and one
+# layer commit, so two of them on two cores take little more than one.
+BUILD_JOBS="${BUILD_JOBS:-$(nproc)}"
+builds=() # "variant target tag", in registry order
+queue_build() { builds+=("$1 $2 $3"); }
+
+run_builds() {
+  local running=0 failed=0 entry
+  for entry in "${builds[@]}"; do
+    if ((running >= BUILD_JOBS)); then
+      wait -n || failed=1
+      running=$((running - 1))
+    fi
+    # shellcheck disable=SC2086 # the entry is three words
+    build_image $entry &
+    running=$((running + 1))
+  done
+  while ((running > 0)); do
+    wait -n || failed=1
+    running=$((running - 1))
+  done
+  return "$failed"
+}
+
 mapfile -t image_variants < <(registry names --image)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${image_variants[@]}" locust)
 for variant in "${targets[@]}"; do
   if [[ "$variant" == locust ]]; then
-    build_image locust runtime "$IMAGE_PREFIX/locust:latest"
+    queue_build locust runtime "$IMAGE_PREFIX/locust:latest"
   elif [[ " ${image_variants[*]} " == *" $variant "* ]]; then
     for file in $(registry get "$variant" image-files); do
       if [[ ! -e "$file" ]]; then
@@ -126,8 +151,8 @@ for variant in "${targets[@]}"; do
     [[ "${ALL_FLAVOURS:-0}" != 1 ]] || flavours="slim dev"
     for flavour in $flavours; do
       case "$flavour" in
-      slim) build_image "$variant" runtime "$IMAGE_PREFIX/$variant-serving:slim" ;;
-      dev) build_image "$variant" dev "$IMAGE_PREFIX/$variant-serving:dev" ;;
+      slim) queue_build "$variant" runtime "$IMAGE_PREFIX/$variant-serving:slim" ;;
+      dev) queue_build "$variant" dev "$IMAGE_PREFIX/$variant-serving:dev" ;;
       esac
     done
   else
@@ -135,6 +160,12 @@ for variant in "${targets[@]}"; do
     exit 2
   fi
 done
+started_all=$SECONDS
+run_builds || {
+  log "at least one image failed to build (see above)"
+  exit 1
+}
+log "${#builds[@]} image(s) ready in $((SECONDS - started_all))s, $BUILD_JOBS at a time"
 
 # External services with an offline image script of their own (external/<name>/build-image.sh), when no target was
 # named: built from the host's toolchain, so they are skipped, with the reason, where it is missing.

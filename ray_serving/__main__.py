@@ -179,7 +179,10 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     try:
-        serve.start(http_options=HTTPOptions(host=settings.host, port=settings.port))
+        http_options = HTTPOptions(
+            host=settings.host, port=settings.port, keep_alive_timeout_s=settings.keep_alive_timeout
+        )
+        serve.start(http_options=http_options)
         deployment = serve.deployment(Classifier).options(
             name="classifier",
             num_replicas=settings.workers,

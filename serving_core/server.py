@@ -77,6 +77,7 @@ def serve(app_import_path: str, settings: ServingSettings) -> None:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=settings.graceful_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,
         proxy_headers=False,
         server_header=False,
     )

@@ -18,6 +18,13 @@ RUNTIME_DIR_ENV = "SERVING_RUNTIME_DIR"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+# Longer than any client or proxy in front keeps an idle connection (nginx and AWS's load balancers keep one
+# 60 s by default). A server that closes first races the client's next request on that connection: a POST
+# the client wrote as the server closed fails, and is not retried (it is not idempotent). uvicorn's 5 s
+# default did that to 2 of 18,631 soak requests on torch, whose busy event loop widens the window.
+KEEP_ALIVE_TIMEOUT_DEFAULT = 75
+
+
 class ServingSettings(BaseSettings):
     """Settings shared by every variant; relative paths resolve against the working directory (repo root)."""
 
@@ -43,5 +50,8 @@ class ServingSettings(BaseSettings):
     max_in_flight: int = Field(64, ge=0, description="requests handled at once per worker; 0 = unbounded")
     jpeg_draft: bool = False
     graceful_timeout: int = Field(10, ge=0, description="seconds in-flight requests get after SIGTERM")
+    keep_alive_timeout: int = Field(
+        KEEP_ALIVE_TIMEOUT_DEFAULT, ge=1, description="seconds an idle keep-alive connection is kept open"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     prometheus_multiproc_dir: Path | None = None

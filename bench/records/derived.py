@@ -6,7 +6,7 @@ import math
 
 from bench.collectors.resources import summarize_samples, within_window
 from bench.records.loader import PayloadRepeat, VariantRecords
-from bench.records.models import Ceiling, Floor, LoadLevel, NotMeasured, OpenLoopRun
+from bench.records.models import Ceiling, Floor, LoadLevel, NotMeasured, OpenLoopRun, RunInfo
 from bench.stats import latency_summary, percentile, spread
 
 MB = 1e6
@@ -54,10 +54,17 @@ def service_time_ms(records: VariantRecords) -> float:
     return spread(means).median
 
 
-def servers(records: VariantRecords) -> int:
-    """Requests served at once, from /info (1 when unknown)."""
+def servers(records: VariantRecords, cores: int | None = None) -> int:
+    """Requests served at once, from /info (1 when unknown), and no more than ``cores`` when the service's
+    core count is known: two single-threaded workers on one core take turns, not serve two at once."""
     info = records.info
-    return 1 if info is None or isinstance(info, NotMeasured) else info.servers
+    count = 1 if info is None or isinstance(info, NotMeasured) else info.servers
+    return min(count, cores) if cores else count
+
+
+def service_core_count(info: RunInfo) -> int | None:
+    """The cores every service had: those it was pinned to, else the machine's (None when unknown)."""
+    return len(info.pinning.service_cores) or info.sysinfo.logical_cores
 
 
 def open_value(run: OpenLoopRun, name: str) -> float:

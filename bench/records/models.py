@@ -50,6 +50,7 @@ class RunnerInfo(Record):
 
 class Pinning(Record):
     note: str = ""
+    service_cores: list[int] = Field(default_factory=list)  # empty: not pinned
 
 
 class GitInfo(Record):
@@ -211,6 +212,8 @@ class SloProbe(Record):
     rate: float
     p99_ms: float | None = None  # an infinite p99 (nothing answered) is written as null
     achieved_rps: float | None = None
+    requests: int | None = None  # None in records written before probes counted their requests
+    over_slo: int | None = None
     failures: int = 0
     stable: bool = True
     behind_schedule: bool = False

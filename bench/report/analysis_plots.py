@@ -19,7 +19,7 @@ from matplotlib.patches import Patch
 
 from bench.analysis.queueing import MODELS, predicted_quantile_ms
 from bench.records import RunRecords
-from bench.records.derived import finite, servers, service_time_ms
+from bench.records.derived import finite, servers, service_core_count, service_time_ms
 from bench.records.models import OperatorProfile, Sweep
 from bench.report.axes import clip_limit, outside_legend, panel_grid
 from bench.report.palette import NEUTRALS, variant_colors
@@ -83,7 +83,7 @@ def queueing_figure(run: RunRecords) -> Figure | None:
     colors = variant_colors(run.names)
     figure, panels = panel_grid(len(modelled), 5.2, 4.2)
     for axis, records in zip(panels, modelled, strict=True):
-        service_ms, count = service_time_ms(records), servers(records)
+        service_ms, count = service_time_ms(records), servers(records, service_core_count(run.info))
         capacity = count * 1000.0 / service_ms
         rates = np.linspace(0.05, 0.97, MODEL_POINTS) * capacity
         for model, color in zip(MODELS, NEUTRALS, strict=False):

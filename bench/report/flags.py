@@ -21,6 +21,7 @@ class FlagCode(StrEnum):
     REPEAT_SPREAD = "repeat_spread"  # a throughput row's repeats spread more than 10%, with its likely cause
     MACHINE_NOT_QUIET = "machine_not_quiet"  # the calibration loops moved or the host stole CPU time
     SLO_SEARCH = "slo_search"
+    SLO_OUTLIERS = "slo_outliers"  # the search found far less than queueing explains: slow outliers decide it
     STEP_FAILED = "step_failed"
     DISTRIBUTIONS = "distributions"
     ACCURACY_COUNTS = "accuracy_counts"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bench.analysis.slo_search import SLO_MISS_CONFIDENCE, SLO_PROBE_REQUESTS, allowed_over
 from bench.analysis.stability import ALPHA, MIN_WINDOW_REQUESTS, STABLE_WINDOWS, THROUGHPUT_FLOOR
 from bench.load.spec import MAX_IN_FLIGHT
 from bench.records import RunRecords
 from bench.records.derived import QUEUEING_MODEL
 from bench.report.machine import steadiness
 from bench.report.sections.approximation import approximation_notes
+from bench.report.sections.open_loop import SLO_MODEL_SHARE
 
 
 def notes(run: RunRecords) -> list[str]:
@@ -60,7 +62,18 @@ def analysis_notes(run: RunRecords) -> list[str]:
             " highest percentile the windows hold enough requests for), the window medians drift, or a window"
             " stalls (bench/analysis/stability.py). Queueing"
             f" model: {QUEUEING_MODEL} with S = the mean latency at concurrency 1 and c = workers x inference"
-            " concurrency from /info."
+            " concurrency from /info, at most the service's cores."
+        )
+    if run.info.profile.slo_search:
+        slo_ms = run.info.profile.slo_ms
+        lines.append(
+            f"SLO search: Poisson probes of at least {SLO_PROBE_REQUESTS} requests, each on a drained"
+            f" service; a probe misses p99 <= {slo_ms:g} ms when a request failed, or when so many of its"
+            f" requests took longer than {slo_ms:g} ms that a service whose p99 is exactly {slo_ms:g} ms"
+            f" would put that many over it in under {1 - SLO_MISS_CONFIDENCE:.0%} of probes of that size"
+            f" (one-sided binomial test; {allowed_over(SLO_PROBE_REQUESTS)} of {SLO_PROBE_REQUESTS} still"
+            f" pass). A result under {SLO_MODEL_SHARE:.0%} of the {QUEUEING_MODEL} model's rate is flagged:"
+            " slow requests that queueing does not explain decide it."
         )
     if any(records.jpeg_draft is not None for records in run.variants.values()):
         lines.append(

@@ -293,6 +293,7 @@ def breakdown_of(table: Table, variant: str) -> TimeBreakdown:
 SHORT_FLAGS = {
     FlagCode.GENERATOR_SATURATED: "generator saturated: req/s may be understated",
     FlagCode.SLO_SEARCH: "SLO search unsettled (see Flags)",
+    FlagCode.SLO_OUTLIERS: "SLO limit set by slow outliers, not queueing (see Flags)",
     FlagCode.UNSTABLE_RUN: "unstable run (see Flags)",
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from bench.interrupt import StopSignals, event_of, exit_by_signal, stop_what_is_left
 from bench.soak.plan import (
     CI_DURATION_S,
     DEFAULT_FRACTION,
@@ -60,7 +61,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Like ``python -m bench``: SIGINT, SIGTERM and SIGHUP stop the services and load drivers it started
+    (bench/interrupt.py) and end it with 128 + the signal's number."""
     args = parser().parse_args(argv)
+    with StopSignals():
+        try:
+            return _run(args)
+        except KeyboardInterrupt as interrupt:
+            return stop_what_is_left(event_of(interrupt))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.rejudge is not None:
         run = rejudge_run(args.rejudge)
     elif args.fault is not None:
@@ -86,4 +97,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_by_signal(main())

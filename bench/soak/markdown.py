@@ -52,6 +52,9 @@ def _fault(fault: KillWorkerFault) -> list[str]:
 
 def render_markdown(run: SoakRun) -> str:
     lines = [f"## Soak and faults: {run.status}", "", f"`{run.command}`", "", run.host_note, ""]
+    if run.interrupted is not None:
+        stopped = run.interrupted.get("variant") or "before its first variant"
+        lines += [f"Interrupted by {run.interrupted['signal']} during {stopped}: partial results.", ""]
     if run.variants:
         lines += [
             "RSS, fds and threads are summed over each service's process tree and fitted (least squares) "

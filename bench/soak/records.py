@@ -176,4 +176,7 @@ class SoakRun(SoakRecord):
     faults: list[KillWorkerFault] = Field(default_factory=list)
     skipped: list[SkippedSoak] = Field(default_factory=list)
     errors: dict[str, str] = Field(default_factory=dict, description="variant -> what failed")
-    status: Literal["pass", "fail", "inconclusive", "error"] = "inconclusive"
+    status: Literal["running", "pass", "fail", "inconclusive", "error", "interrupted"] = "running"
+    interrupted: dict[str, Any] | None = Field(
+        default=None, description="the stop signal, what it stopped and the cleanup (bench.interrupt)"
+    )

@@ -25,7 +25,7 @@ from bench.soak.records import LoadSummary, TreeSample, VariantSoak
 from bench.soak.sampler import TreeSampler, sample_tree
 from bench.soak.verdict import SOCKET_RELEASE_SLACK, Served, judge
 
-RELEASE_WAIT_S = 10.0  # uvicorn drops idle keep-alive connections after 5 s; a closed client's at once
+RELEASE_WAIT_S = 10.0  # the generator has exited: its connections close at once (an idle one would live 75 s)
 RELEASE_POLL_S = 0.5
 
 

@@ -7,12 +7,14 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 
 from bench.compare import plan_cores
+from bench.interrupt import CLEANUPS, active_stop_signals, event_of, interruption_record
 from bench.registry import Variant, load_registry, select_variants
 from bench.results import RESULTS_ROOT, RunDir, write_json
 from bench.runners import ExternalRunner, LocalRunner, runnable_variants
@@ -59,16 +61,60 @@ def _finish(run: SoakRun, run_dir: RunDir, console: Console) -> SoakRun:
         run.status = "inconclusive"
     else:
         run.status = "pass"
-    write_json(run_dir.root / "soak.json", run.model_dump(mode="json"))
-    (run_dir.root / "soak.md").write_text(render_markdown(run))
+    _write(run, run_dir)
     run_dir.refresh_latest()  # results/soak/latest, beside (not replacing) the compare runs' results/latest
     console.print(f"[bold]{run.kind}: {run.status}[/] -> {run_dir.root / 'soak.md'}")
     return run
 
 
-def _each(run: SoakRun, variants: list[Variant], console: Console, step: Callable[[Variant], None]) -> None:
+def _write(run: SoakRun, run_dir: RunDir) -> None:
+    write_json(run_dir.root / "soak.json", run.model_dump(mode="json"))
+    (run_dir.root / "soak.md").write_text(render_markdown(run))
+
+
+@contextmanager
+def _marked_if_interrupted(
+    run: SoakRun, run_dir: RunDir, console: Console
+) -> Iterator[dict[str, str | None]]:
+    """soak.json says ``running`` from the start (a SIGKILL leaves that behind) and ``interrupted`` when a
+    stop signal or Ctrl-C unwinds the run: the signal, the variant it stopped, what the cleanup stopped. The
+    interrupt propagates (``python -m bench.soak`` exits by it); results/soak/latest is left alone."""
+    where: dict[str, str | None] = {"step": run.kind, "variant": None, "doing": None}
+    _write(run, run_dir)
+    try:
+        yield where
+    except KeyboardInterrupt as stop:
+        event = event_of(stop)
+        guard = active_stop_signals()
+        stopped = CLEANUPS.run_all()
+        run.finished_unix = time.time()
+        run.status = "interrupted"
+        run.interrupted = interruption_record(
+            event,
+            where,
+            running=guard.running_at_signal if guard else [],
+            later=guard.received[1:] if guard else [],
+            cleanup={
+                "took_s": round(run.finished_unix - event.at_unix, 2),
+                "stopped_by_cleanup": stopped,
+                "left_running": CLEANUPS.pending(),
+            },
+        )
+        _write(run, run_dir)
+        console.print(f"[yellow]{run.kind} interrupted by {event.name}[/]: partial results in {run_dir.root}")
+        raise
+
+
+def _each(
+    run: SoakRun,
+    variants: list[Variant],
+    console: Console,
+    step: Callable[[Variant], None],
+    where: dict[str, str | None],
+) -> None:
     for variant in variants:
         console.print(f"{run.kind} {variant.name} ...")
+        where["variant"] = variant.name
         try:
             step(variant)
         except Exception as error:  # one variant's failure is recorded; the others still run
@@ -97,7 +143,8 @@ def run_soak(
             f"threads {soak.threads.per_10k_requests:+.2f} per 10k"
         )
 
-    _each(run, variants, console, one)
+    with _marked_if_interrupted(run, run_dir, console) as where:
+        _each(run, variants, console, one, where)
     return run_dir.root, _finish(run, run_dir, console)
 
 
@@ -130,7 +177,8 @@ def run_fault(
             f"(bound {result.recovery_bound_s:.1f} s)"
         )
 
-    _each(run, variants, console, one)
+    with _marked_if_interrupted(run, run_dir, console) as where:
+        _each(run, variants, console, one, where)
     return run_dir.root, _finish(run, run_dir, console)
 
 

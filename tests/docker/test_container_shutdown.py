@@ -7,7 +7,8 @@ stop_grace_period (15 s). What is counted, on the load's outcomes and on a fresh
 - accepted: a request sent at least ACCEPTED_MARGIN_S before the container logged "Shutting down" (uvicorn
   logs that within 0.1 s of the signal, then closes its listener). It reached a server that was still
   serving, so it must end in 200; anything else (a 5xx, a reset, a body cut short, a timeout) is a failure.
-  Some accepted requests must still be running when the SIGTERM lands, or the check proved nothing.
+  Some requests must still be running when the SIGTERM lands and end in 200 (accepted ones, or ones sent
+  within the margin that got in), or the check proved nothing.
 - sent later: 200 (it got in before the listener closed), or cleanly not processed: refused, or dropped
   before any byte of a response (the server closing an idle keep-alive connection the next request was
   arriving on, or the engine's port proxy accepting and dropping a new connection while the container
@@ -255,6 +256,11 @@ def test_compose_stop_under_load_drains_refuses_and_exits_within_the_grace_perio
     accepted = [o for o in result.outcomes if result.load_started_at + o.due <= accepted_until]
     later = [o for o in result.outcomes if result.load_started_at + o.due > accepted_until]
     running_at_sigterm = in_flight_at(accepted, result.load_started_at, sigterm_logged)
+    # A fast variant (openvino: ~0.4 s a request here) often has every request running at the SIGTERM
+    # sent inside the margin, so the proof that the drain finishes work in flight counts every 200 running.
+    drained = in_flight_at(
+        [o for o in result.outcomes if o.status == 200], result.load_started_at, sigterm_logged
+    )
     probes = [(moment - sigterm_logged, outcome) for moment, outcome in result.probes]
     first_closed = next((index for index, (_, outcome) in enumerate(probes) if outcome != "200"), None)
     figures = {
@@ -268,6 +274,7 @@ def test_compose_stop_under_load_drains_refuses_and_exits_within_the_grace_perio
         "clients": CLIENTS,
         "accepted": describe(accepted),
         "accepted_running_at_sigterm": describe(running_at_sigterm),
+        "running_at_sigterm_answered_200": len(drained),
         "accepted_median_latency_s": round(statistics.median(o.latency for o in accepted), 2)
         if accepted
         else None,
@@ -291,7 +298,7 @@ def test_compose_stop_under_load_drains_refuses_and_exits_within_the_grace_perio
     assert result.issued_at < sigterm_logged, "the container logged a shutdown before it was stopped"
     # Accepted: every one completed, and some were still running when the SIGTERM landed.
     assert accepted and all(o.status == 200 for o in accepted), figures["accepted"]
-    assert running_at_sigterm, "no accepted request was in flight at SIGTERM: the check proved nothing"
+    assert drained, "no request in flight at SIGTERM was answered: the check proved nothing"
     # Sent later: served, or cleanly never processed; no error status, no cut-short body, no hang.
     assert all(o.status == 200 or cleanly_unprocessed(o) for o in later), figures["sent_later"]
     # New connections: closed within a second of the SIGTERM, never hanging or served again, then refused.

@@ -260,3 +260,37 @@ def test_a_signalled_compose_run_leaves_no_container_of_its_project(tmp_path: Pa
         assert any("container" in running for running in record["running_at_signal"])
     finally:
         runner.close()
+
+
+def test_a_signalled_soak_stops_its_service_and_load_driver(tmp_path: Path) -> None:
+    """`make soak` is a bench run too: SIGTERM during its capacity level (its driver runs in a session of its
+    own, so nothing but the bench can end it) stops the service and the driver, frees the port and marks
+    soak.json interrupted."""
+    log = tmp_path / "soak.log"
+    command = [sys.executable, "-m", "bench.soak", "--variants", VARIANT, "--ci", "--no-pin",
+               "--results-root", str(tmp_path / "soak")]  # fmt: skip
+    with _launched(command, log) as soak:
+        started = _wait_for_level(soak, log)
+        ports = _listening_ports(started)
+        assert ports, f"no listening service among {[p.cmdline() for p in started]}"
+        os.kill(soak.pid, signal.SIGTERM)
+        try:
+            soak.wait(timeout=EXIT_BOUND_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {EXIT_BOUND_S:g} s after the signal:\n{log.read_text()[-3000:]}")
+    output = log.read_text()
+    assert soak.returncode == -signal.SIGTERM, output[-3000:]
+    deadline = time.monotonic() + 5.0
+    while _alive(started) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    assert not _alive(started), f"left running: {_alive(started)}\n{output[-3000:]}"
+    assert all(_port_is_free(port) for port in ports), ports
+    assert "interrupted by SIGTERM" in output and "could not stop" not in output, output[-3000:]
+    # soak.json marks the partial run: the signal, the variant it stopped, nothing left running.
+    (written,) = [path for path in (tmp_path / "soak").glob("*/soak.json") if path.parent.name != "latest"]
+    run = json.loads(written.read_text())
+    assert run["status"] == "interrupted" and run["finished_unix"] is not None, run
+    assert run["interrupted"]["signal"] == "SIGTERM" and run["interrupted"]["variant"] == VARIANT, run
+    assert run["interrupted"]["cleanup"]["left_running"] == [], run["interrupted"]
+    assert "Interrupted by SIGTERM during onnx" in (written.parent / "soak.md").read_text()
+    assert not (tmp_path / "soak" / "latest").exists(), "an interrupted soak became results/soak/latest"

@@ -265,7 +265,10 @@ def test_the_verdict_comes_first_in_markdown_html_and_json(run_dir: RunDir) -> N
     verdict_lines_md = markdown.split("## Verdict")[1].split("![")[0].strip().splitlines()
     assert verdict_lines_md[0].startswith("Ranked by the max sustainable req/s with p99 <= 100 ms")
     assert [line.split(" | ")[1] for line in verdict_lines_md[4:]] == ["torch (baseline) ⚠", "onnx ⚠"]
-    assert all("SLO search unsettled (see Flags); c1 repeats spread" in line for line in verdict_lines_md[4:])
+    torch_line, onnx_line = verdict_lines_md[4:]
+    assert "SLO search unsettled (see Flags); c1 repeats spread" in torch_line
+    # onnx's 0 req/s is far below what the M/D/c model allows for its service time
+    assert "SLO limit set by slow outliers, not queueing (see Flags); c1 repeats spread" in onnx_line
     assert all(line.endswith("machine busy at start |") for line in verdict_lines_md[4:])  # load 4.03
 
     html = run_dir.report_file("html").read_text()

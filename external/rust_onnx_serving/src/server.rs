@@ -20,6 +20,7 @@ pub async fn run(settings: Settings) -> std::io::Result<()> {
     }
     let (host, port, workers) = (settings.host.clone(), settings.port, settings.workers);
     let graceful = settings.graceful_timeout;
+    let keep_alive = settings.keep_alive();
     let state = web::Data::new(AppState::new(settings));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -31,7 +32,7 @@ pub async fn run(settings: Settings) -> std::io::Result<()> {
     .workers(workers)
     .shutdown_timeout(graceful)
     .disable_signals()
-    .keep_alive(Duration::from_secs(5))
+    .keep_alive(keep_alive)
     .client_request_timeout(Duration::from_secs(30))
     // How long a connection answered before its body was all read goes on reading and dropping it (the
     // lingering close, middleware.rs `Unread`): nginx's 5 s lingering_timeout. actix's 1 s default resets a

@@ -49,6 +49,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     pub jpeg_draft: bool,
     pub graceful_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open (serving_core/settings.py says why 75).
+    pub keep_alive_timeout: u64,
     pub log_level: LogLevel,
     /// Where libonnxruntime is: a library file or a folder holding `libonnxruntime.so*`.
     pub ort_dylib_path: Option<PathBuf>,
@@ -78,6 +80,7 @@ impl Default for Settings {
             max_in_flight: 64,
             jpeg_draft: false,
             graceful_timeout: 10,
+            keep_alive_timeout: 75,
             log_level: LogLevel::Info,
             ort_dylib_path: None,
         }
@@ -227,6 +230,7 @@ impl Settings {
             max_in_flight: r.integer("MAX_IN_FLIGHT", d.max_in_flight, 0, MAX),
             jpeg_draft: r.boolean("JPEG_DRAFT", d.jpeg_draft),
             graceful_timeout: r.integer("GRACEFUL_TIMEOUT", d.graceful_timeout, 0, 86_400),
+            keep_alive_timeout: r.integer("KEEP_ALIVE_TIMEOUT", d.keep_alive_timeout, 1, 86_400),
             log_level,
             ort_dylib_path: r.path("ORT_DYLIB_PATH"),
         };
@@ -246,6 +250,10 @@ impl Settings {
 
     pub fn graceful(&self) -> Duration {
         Duration::from_secs(self.graceful_timeout)
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_timeout)
     }
 
     /// Sessions in the pool (inference calls that may run at once).
@@ -307,6 +315,7 @@ mod tests {
             ("MAX_BATCH_ITEMS", "4"),
             ("TOP_K", "3"),
             ("GRACEFUL_TIMEOUT", "2"),
+            ("KEEP_ALIVE_TIMEOUT", "7"),
             ("WARMUP", "False"),
             ("ADMIN_TOKEN", "secret"),
             ("LOG_LEVEL", "WARNING"),
@@ -327,9 +336,10 @@ mod tests {
                 s.max_in_flight,
                 s.max_batch_items,
                 s.top_k,
-                s.graceful_timeout
+                s.graceful_timeout,
+                s.keep_alive_timeout
             ),
-            (0, 4, 3, 2)
+            (0, 4, 3, 2, 7)
         );
         assert!(!s.warmup);
         assert_eq!(s.admin_token.as_deref(), Some("secret"));
