@@ -25,8 +25,8 @@ B/request is 35 MB a day here) but are not what a soak of minutes can tell from 
 RSS moves by about +-0.5 MB (``RSS_NOISE_MB``: chunks freed and reused, arenas, page granularity; rust held
 to 0.1 MB over 4k requests, onnx's plateaus drifted +0.5 MB over 5k), which over
 a window of N requests reads as a slope of up to 0.5 MB / N. Below ``min_window_requests()`` (5k requests,
-where that noise equals the bound) the RSS check is inconclusive rather than passed or failed; a 30-minute
-soak at ~30 req/s judges ~45k requests, where the noise is a tenth of the bound.
+where that noise equals the bound) the RSS check is inconclusive rather than passed, and fails only for a slope
+beyond that noise; a 30-minute soak at ~30 req/s judges ~45k requests, where the noise is a tenth of the bound.
 
 **File descriptors and threads.** A leak grows without bound and keeps growing; a pool that fills up
 (anyio's worker threads, which also expire after 10 s idle; keep-alive connections) stops. So a count fails
@@ -199,7 +199,10 @@ def rss_check(fits: Fits, bound: float = RSS_BOUND_MB_PER_10K) -> Check:
     if not _finite(slope):
         return Check(name="rss_slope", status="inconclusive", value=slope, bound=bound,
                      reason=f"too few samples in the judged window ({fits.rss.samples})")  # fmt: skip
-    if slope > bound:
+    # Over N requests the allocator's +-RSS_NOISE_MB alone reads as a slope of up to noise / N: a short
+    # window's slope over the bound but within that is noise, not a leak (a 5-minute torch soak read 1.8).
+    noise_slope = RSS_NOISE_MB / fits.rss_requests * PER_10K if fits.rss_requests else np.inf
+    if slope > max(bound, noise_slope):
         return Check(name="rss_slope", status="fail", value=slope, bound=bound,
                      reason=f"RSS grows {slope:.3f} MB per 10k requests (> {bound})")  # fmt: skip
     if fits.rss_requests < needed:

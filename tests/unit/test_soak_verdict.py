@@ -9,7 +9,9 @@ import pytest
 from bench.soak.plan import default_warmup_s, parse_duration
 from bench.soak.records import TreeSample, Verdict
 from bench.soak.verdict import (
+    PER_10K,
     RSS_BOUND_MB_PER_10K,
+    RSS_NOISE_MB,
     Fits,
     Served,
     judge,
@@ -147,6 +149,25 @@ def test_a_short_window_is_inconclusive_not_passed() -> None:
     assert fits.window_requests < min_window_requests()
     assert _status(verdict, "rss_slope") == "inconclusive" and verdict.status == "inconclusive"
     assert np.isfinite(fits.rss.per_10k_requests)
+
+
+def _short_window(rss_per_request: float) -> tuple[Fits, Verdict]:
+    """Two minutes at 30 req/s: ~1.5k requests in the later half, where +-0.5 MB reads as up to ~3 MB/10k."""
+    short = _served(duration_s=120.0)
+    every = _samples(rss_per_request=rss_per_request, noise_mb=0.0)
+    samples = [s for s in every if s.t_unix <= START + 120.0] + [every[-1]]
+    return judge(samples, short, START + 10.0, float(short.done.max()), max_in_flight=64)
+
+
+def test_a_short_window_fails_a_slope_beyond_its_noise_but_not_one_within_it() -> None:
+    noise_slope = RSS_NOISE_MB / _short_window(0.0)[0].rss_requests * PER_10K
+    assert noise_slope > 2 * RSS_BOUND_MB_PER_10K
+    fits, verdict = _short_window(rss_per_request=1.5 * RSS_BOUND_MB_PER_10K * 1e6 / PER_10K)
+    assert RSS_BOUND_MB_PER_10K < fits.rss.per_10k_requests < noise_slope, fits.rss
+    assert _status(verdict, "rss_slope") == "inconclusive"
+    fits, verdict = _short_window(rss_per_request=3 * noise_slope * 1e6 / PER_10K)
+    assert fits.rss.per_10k_requests > noise_slope, fits.rss
+    assert _status(verdict, "rss_slope") == "fail" and verdict.status == "fail"
 
 
 def test_in_flight_high_water_and_completions() -> None:
