@@ -23,10 +23,10 @@ at onnx's capacity on this 2-core machine (~40 req/s on one shared core) 100 B/r
 container limit); at the anchor's capacities (hundreds of req/s) it is GBs a day. Smaller leaks exist (10
 B/request is 35 MB a day here) but are not what a soak of minutes can tell from the allocator: after warm-up
 RSS moves by about +-0.5 MB (``RSS_NOISE_MB``: chunks freed and reused, arenas, page granularity; rust held
-to 0.1 MB over 4k requests, onnx's plateaus drifted +0.5 MB over 5k), which over
-a window of N requests reads as a slope of up to 0.5 MB / N. Below ``min_window_requests()`` (5k requests,
-where that noise equals the bound) the RSS check is inconclusive rather than passed, and fails only for a slope
-beyond that noise; a 30-minute soak at ~30 req/s judges ~45k requests, where the noise is a tenth of the bound.
+to 0.1 MB over 4k requests, onnx's plateaus drifted +0.5 MB over 5k), which over a window of N requests
+reads as a slope of up to 0.5 MB / N. Below ``min_window_requests()`` (5k requests, where that noise equals
+the bound) the RSS check is inconclusive rather than passed, and fails only for a slope beyond that noise; a
+30-minute soak at ~30 req/s judges ~45k requests, where the noise is a tenth of the bound.
 
 **File descriptors and threads.** A leak grows without bound and keeps growing; a pool that fills up
 (anyio's worker threads, which also expire after 10 s idle; keep-alive connections) stops. So a count fails
