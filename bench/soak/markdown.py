@@ -24,7 +24,7 @@ def _variant_row(soak: VariantSoak) -> str:
     return (
         f"| {soak.variant} | **{soak.verdict.status}** | {load.capacity_rps:.1f} | {load.rate_rps:.1f} | "
         f"{load.requests} | {load.failures} | {soak.window_requests} | "
-        f"{_number(soak.rss.per_10k_requests)} | "
+        f"{_number(soak.rss.per_10k_requests)} +- {_number(soak.rss.standard_error_per_10k)} | "
         f"{_number(soak.rss_raw_per_10k_requests)} | {soak.rss.first:.1f} -> {soak.rss.last:.1f} | "
         f"{_number(soak.other_fds.per_10k_requests, 2)} | {_number(soak.socket_fds.per_10k_requests, 2)} | "
         f"{_number(soak.threads.per_10k_requests, 2)} |"
@@ -59,9 +59,10 @@ def render_markdown(run: SoakRun) -> str:
         lines += [
             "RSS, fds and threads are summed over each service's process tree and fitted (least squares) "
             "against the requests served after the warm-up; the RSS slope is the median of 8 blocks' slopes "
-            "over the later half of that window (first -> last: its RSS), immune to the allocator's steps "
-            "and trims; raw: one line through the whole window (bench/soak/verdict.py says why, and the "
-            "bounds).",
+            "over the later half of that window (first -> last: its RSS), which one or two steps or trims "
+            "do not move, +- its standard error from the blocks' spread (it fails only when its 95% lower "
+            "bound is over the bound); raw: one line through the whole window (bench/soak/verdict.py says "
+            "why, and the bounds).",
             "",
             "| variant | verdict | capacity req/s | rate req/s | requests | failed | judged | "
             "RSS MB/10k req | raw RSS MB/10k | RSS MB first -> last | other fds /10k | sockets /10k | "

@@ -45,6 +45,9 @@ class SlopeFit(SoakRecord):
     quantity: str
     unit: str
     per_10k_requests: float = Field(description="the slope, in `unit` per 10,000 requests")
+    standard_error_per_10k: float = Field(
+        default=math.nan, description="the block-median slope's standard error (NaN for a one-line fit)"
+    )
     first: float
     last: float
     growth_over_window: float = Field(description="slope x the window's requests: what the fit says grew")

@@ -1,5 +1,6 @@
 """The soak verdict on constructed samples: a leak fails, flat memory passes, bounded steps from concurrency
-records are not a leak, growing file descriptors or threads fail, and a short window is inconclusive."""
+records are not a leak, trims and regrowth through the judged half are inconclusive, growing file
+descriptors or threads fail, and a short window is inconclusive."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bench.soak.verdict import (
     PER_10K,
     RSS_BOUND_MB_PER_10K,
     RSS_NOISE_MB,
+    RSS_SLOPE_Z,
     Fits,
     Served,
     judge,
@@ -89,6 +91,30 @@ def test_allocator_steps_and_a_trim_are_not_a_leak_but_a_leak_under_them_is() ->
     fits, verdict = _verdict(_samples(rss_per_request=300.0, steps=steps))
     assert _status(verdict, "rss_slope") == "fail"
     assert fits.rss.per_10k_requests == pytest.approx(3.0, rel=0.2)
+
+
+def _with_allocator_profile(samples: list[TreeSample], knots: list[tuple[float, float]]) -> list[TreeSample]:
+    """Adds MB above the base, linear between the (time_s, MB) knots: a ramp is regrowth, a drop a trim."""
+    times, megabytes = zip(*knots, strict=True)
+    for sample in samples:
+        sample.rss_bytes += int(np.interp(sample.t_unix - START, times, megabytes) * 1e6)
+    return samples
+
+
+def test_a_later_half_that_trims_and_regrows_is_inconclusive_not_a_leak() -> None:
+    # The heap regrows 5-10 MB between trims right through the judged later half (330-600 s): four or five
+    # of the eight blocks rise steeply, so their median is well over the bound, and their spread says so.
+    sawtooth = [(0, 69), (330, 69), (332, 46), (380, 52), (382, 42), (440, 50), (442, 42), (500, 47),
+                (502, 41), (560, 46), (562, 41), (604, 43)]  # fmt: skip
+    fits, verdict = _verdict(_with_allocator_profile(_samples(), sawtooth))
+    noise_slope = RSS_NOISE_MB / fits.rss_requests * PER_10K
+    assert fits.rss.per_10k_requests > 5 * max(RSS_BOUND_MB_PER_10K, noise_slope), fits.rss  # median: fail
+    assert fits.rss.standard_error_per_10k > fits.rss.per_10k_requests / RSS_SLOPE_Z, fits.rss
+    assert _status(verdict, "rss_slope") == "inconclusive" and verdict.status == "inconclusive"
+    # The same leak as above, alone, is told apart from its blocks' agreement: a tight standard error.
+    fits, verdict = _verdict(_samples(rss_per_request=300.0))
+    assert fits.rss.standard_error_per_10k < 0.5 * fits.rss.per_10k_requests, fits.rss
+    assert _status(verdict, "rss_slope") == "fail"
 
 
 def test_growing_file_descriptors_fail_and_a_pool_that_fills_once_does_not() -> None:
