@@ -60,8 +60,9 @@ def render_markdown(run: SoakRun) -> str:
             "RSS, fds and threads are summed over each service's process tree and fitted (least squares) "
             "against the requests served after the warm-up; the RSS slope is the median of 8 blocks' slopes "
             "over the later half of that window (first -> last: its RSS), which one or two steps or trims "
-            "do not move, +- its standard error from the blocks' spread (it fails only when its 95% lower "
-            "bound is over the bound); raw: one line through the whole window (bench/soak/verdict.py says "
+            "do not move, +- its standard error from the blocks' spread (it fails when its one-sided 95% "
+            "lower bound is over the bound, passes when its upper bound is under it, and is inconclusive "
+            "in between); raw: one line through the whole window (bench/soak/verdict.py says "
             "why, and the bounds).",
             "",
             "| variant | verdict | capacity req/s | rate req/s | requests | failed | judged | "
