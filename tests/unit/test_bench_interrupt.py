@@ -59,13 +59,14 @@ def test_a_stop_signal_raises_the_ctrl_c_exception_with_its_name(signum: signal.
 def test_the_previous_handlers_come_back() -> None:
     def mine(signum: int, frame: object) -> None: ...
 
-    before = {signum: signal.signal(signum, mine) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a shell that starts pytest in the background hands it SIGINT ignored, not Python's default.
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {signum: signal.signal(signum, mine) for signum in signums}
     try:
         with StopSignals(cleanups=Cleanups()) as stop:
-            assert signal.getsignal(signal.SIGTERM) == stop._handle
+            assert all(signal.getsignal(signum) == stop._handle for signum in signums)
             assert active_stop_signals() is stop
-        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGHUP) is mine
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert all(signal.getsignal(signum) is mine for signum in signums)
         assert active_stop_signals() is None
     finally:
         for signum, handler in before.items():
